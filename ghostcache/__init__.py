@@ -1,0 +1,85 @@
+"""GhostCache: a self-hosted private messenger with expiring encrypted file drops."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from flask import Flask, g
+
+from .blobs import LocalBlobStore
+from .clock import Clock
+from .crypto import PasswordHashing
+from .database import MIGRATIONS, configure_sqlite, engine_options
+from .events import LocalBroker
+from .extensions import csrf, db, migrate
+from .keyfiles import load_master_keyring, load_secret_key
+from .services.context import Runtime
+from .settings import Settings, load_settings
+
+SESSION_DAYS = 30
+
+
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Flask:
+    """Build a GhostCache app: settings, then extensions, then blueprints."""
+    settings = settings or load_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    app = Flask(__name__)
+    _configure(app, settings)
+    app.extensions["ghostcache"] = _runtime(settings, clock or Clock())
+    _init_extensions(app, settings)
+    _register_web(app)
+    return app
+
+
+def _configure(app: Flask, settings: Settings) -> None:
+    app.config.update(
+        SECRET_KEY=load_secret_key(settings).reveal(),
+        SQLALCHEMY_DATABASE_URI=settings.sqlalchemy_url,
+        SQLALCHEMY_ENGINE_OPTIONS=engine_options(settings.sqlalchemy_url),
+        # The multipart form around the file may add a little to the request.
+        MAX_CONTENT_LENGTH=settings.max_upload_bytes + 1024 * 1024,
+        GHOSTCACHE_MAX_UPLOAD_MB=settings.max_upload_mb,
+        WTF_CSRF_TIME_LIMIT=None,  # valid for the session's life: no expired forms in open tabs
+        WTF_CSRF_SSL_STRICT=True,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(days=SESSION_DAYS),
+    )
+    app.json.sort_keys = False  # keep the contract's field order
+    logging.getLogger("ghostcache").setLevel(settings.log_level)
+
+
+def _runtime(settings: Settings, clock: Clock) -> Runtime:
+    return Runtime(
+        settings=settings,
+        clock=clock,
+        keyring=load_master_keyring(settings),
+        passwords=PasswordHashing(settings.argon2_profile),
+        blobs=LocalBlobStore(settings.blob_path),
+        broker=LocalBroker(),
+    )
+
+
+def _init_extensions(app: Flask, settings: Settings) -> None:
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS, render_as_batch=True)
+    csrf.init_app(app)
+    if settings.sqlalchemy_url.startswith("sqlite"):
+        with app.app_context():
+            configure_sqlite(db.engine)
+
+
+def _register_web(app: Flask) -> None:
+    from .web import auth, chat, connections, files, search
+    from .web.errors import register_error_handlers
+    from .web.session import load_current_user
+
+    for module in (auth, connections, chat, search, files):
+        app.register_blueprint(module.bp)
+    register_error_handlers(app)
+    app.before_request(load_current_user)
+
+    @app.context_processor
+    def _current_user() -> dict:
+        return {"current_user": g.get("user")}

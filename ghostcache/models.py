@@ -1,0 +1,139 @@
+"""The database schema: users, connections, contacts, files, grants, blocks, messages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .extensions import db
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores naive UTC (SQLite has no time zones); always returns aware UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _user_fk(**kw) -> Mapped[int]:
+    return mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True, **kw)
+
+
+class User(db.Model):
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(32))
+    # Lower-cased copy: unique without regard to case on every database.
+    username_key: Mapped[str] = mapped_column(String(32), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    dpass_hash: Mapped[str] = mapped_column(String(255))
+    keys_database_key: Mapped[str] = mapped_column(Text)  # wrapped by the master key
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_login: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # Bumped to end every session of the user at once.
+    session_version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class Connection(db.Model):
+    __table_args__ = (UniqueConstraint("pair_low", "pair_high", name="uq_connection_pair"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sender_id: Mapped[int] = _user_fk()
+    receiver_id: Mapped[int] = _user_fk()
+    # min/max of the two ids: one connection per pair, whoever asked first.
+    pair_low: Mapped[int] = mapped_column(Integer)
+    pair_high: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sender_privkey_enc: Mapped[str | None] = mapped_column(Text)
+    sender_pubkey_enc: Mapped[str | None] = mapped_column(Text)
+    receiver_privkey_enc: Mapped[str | None] = mapped_column(Text)
+    receiver_pubkey_enc: Mapped[str | None] = mapped_column(Text)
+    chat_key_enc_sender: Mapped[str | None] = mapped_column(Text)
+    chat_key_enc_receiver: Mapped[str | None] = mapped_column(Text)
+
+    def other_party(self, user_id: int) -> int:
+        return self.receiver_id if self.sender_id == user_id else self.sender_id
+
+
+class Contact(db.Model):
+    __table_args__ = (UniqueConstraint("owner_id", "contact_id", name="uq_contact_pair"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = _user_fk()
+    contact_id: Mapped[int] = _user_fk()
+    connection_id: Mapped[int] = mapped_column(
+        ForeignKey("connection.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class File(db.Model):
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = _user_fk()
+    filename: Mapped[str] = mapped_column(String(255))
+    stored_name: Mapped[str] = mapped_column(String(64), unique=True)
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expiry: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class FileAccess(db.Model):
+    __table_args__ = (UniqueConstraint("file_id", "user_id", name="uq_file_access_pair"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("file.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = _user_fk()
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Blacklist(db.Model):
+    __table_args__ = (UniqueConstraint("blocker_id", "blocked_id", name="uq_blacklist_pair"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    blocker_id: Mapped[int] = _user_fk()
+    blocked_id: Mapped[int] = _user_fk()
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Message(db.Model):
+    __table_args__ = (Index("ix_message_undelivered", "receiver_id", "delivered", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    connection_id: Mapped[int] = mapped_column(
+        ForeignKey("connection.id", ondelete="CASCADE"), index=True
+    )
+    sender_id: Mapped[int] = _user_fk()
+    receiver_id: Mapped[int] = _user_fk()
+    content: Mapped[str] = mapped_column(Text)  # encrypted with the connection's chat key
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
+    delivered: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Lease(db.Model):
+    """A named lease: lets one process among many run a periodic job."""
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128), default="")
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

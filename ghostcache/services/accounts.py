@@ -1,0 +1,147 @@
+"""Accounts: registration, login with the destruction password, deletion."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from ..crypto import new_fernet_key, wrap_user_key
+from ..models import File, User
+from .context import Context
+from .errors import Conflict, Invalid, Unauthorized
+from .users import find_by_name
+
+USERNAME = re.compile(r"^[A-Za-z0-9_.\-]{3,32}$")
+MIN_PASSWORD, MAX_PASSWORD = 8, 1024
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class LoginOutcome:
+    """A successful login has a user; `destroy_user_id` is work to do after answering."""
+
+    user: User | None = None
+    destroy_user_id: int | None = None
+
+
+def invalid_credentials() -> Unauthorized:
+    return Unauthorized("invalid_credentials", "Wrong username or password.")
+
+
+def _require(value: str | None, field: str) -> str:
+    if not value:
+        raise Invalid("missing_field", f"The field '{field}' is required.")
+    return value
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise Invalid("weak_password", f"Passwords need at least {MIN_PASSWORD} characters.")
+    if len(password) > MAX_PASSWORD:
+        raise Invalid("password_too_long", f"Passwords can have at most {MAX_PASSWORD} characters.")
+
+
+def register(ctx: Context, username: str | None, password: str | None, d_pass: str | None) -> User:
+    """Create an account; both passwords are hashed, the user key is wrapped."""
+    username = _require(username, "username").strip()
+    password = _require(password, "password")
+    d_pass = _require(d_pass, "d_pass")
+    if not USERNAME.match(username):
+        raise Invalid(
+            "invalid_username",
+            "Usernames are 3 to 32 characters: letters, digits, '_', '.' or '-'.",
+        )
+    _check_password(password)
+    _check_password(d_pass)
+    if password == d_pass:
+        raise Invalid("same_passwords", "The destruction password must differ from the password.")
+    if find_by_name(ctx, username) is not None:
+        raise _taken()
+    now = ctx.now()
+    user = User(
+        username=username,
+        username_key=username.lower(),
+        password_hash=ctx.rt.passwords.hash(password),
+        dpass_hash=ctx.rt.passwords.hash(d_pass),
+        keys_database_key=wrap_user_key(ctx.rt.keyring, new_fernet_key()),
+        created_at=now,
+        last_login=now,
+        session_version=1,
+    )
+    ctx.db.add(user)
+    try:
+        ctx.db.commit()
+    except IntegrityError:  # a racing registration took the name first
+        ctx.db.rollback()
+        raise _taken() from None
+    return user
+
+
+def _taken() -> Conflict:
+    return Conflict("username_taken", "That username is taken.")
+
+
+def login(ctx: Context, username: str | None, password: str | None) -> LoginOutcome:
+    """Check credentials. Every path verifies two hashes, so timing reveals nothing."""
+    user = find_by_name(ctx, username or "")
+    password = password or ""
+    if len(password) > MAX_PASSWORD:
+        password = password[:MAX_PASSWORD + 1]  # cannot match a stored hash anyway
+    hashes = ctx.rt.passwords
+    login_ok = hashes.verify(user.password_hash if user else None, password)
+    destroy_ok = hashes.verify(user.dpass_hash if user else None, password)
+    if user is None:
+        return LoginOutcome()
+    if is_inactive(ctx, user) or destroy_ok:
+        _doom(ctx, user)
+        return LoginOutcome(destroy_user_id=user.id)
+    if not login_ok:
+        return LoginOutcome()
+    user.last_login = ctx.now()
+    ctx.db.commit()
+    return LoginOutcome(user=user)
+
+
+def _doom(ctx: Context, user: User) -> None:
+    """Make the account unusable now; the heavy deletion runs after the answer.
+
+    Its last login goes back to the epoch, so if the deferred deletion never
+    runs (a crash), the next purge deletes it as inactive.
+    """
+    user.last_login = EPOCH
+    user.session_version += 1
+    ctx.db.commit()
+
+
+def is_inactive(ctx: Context, user: User) -> bool:
+    limit = timedelta(days=ctx.rt.settings.inactivity_days)
+    return ctx.now() - user.last_login > limit
+
+
+def touch(ctx: Context, user_id: int) -> None:
+    """Count a request as activity, at most once an hour (keeps active sessions alive)."""
+    user = ctx.db.get(User, user_id)
+    if user is not None and ctx.now() - user.last_login > timedelta(hours=1):
+        user.last_login = ctx.now()
+        ctx.db.commit()
+
+
+def delete_account(ctx: Context, user_id: int) -> bool:
+    """Delete a user and everything they own, then their blobs. False if already gone."""
+    blob_names = list(ctx.db.scalars(select(File.stored_name).where(File.owner_id == user_id)))
+    deleted = ctx.db.execute(delete(User).where(User.id == user_id)).rowcount
+    ctx.db.commit()  # foreign keys cascade to every owned row
+    for name in blob_names:
+        ctx.rt.blobs.delete(name)
+    return bool(deleted)
+
+
+def session_user(ctx: Context, user_id: int):
+    """(id, username, session_version) of a live account, or None."""
+    return ctx.db.execute(
+        select(User.id, User.username, User.session_version).where(User.id == user_id)
+    ).first()

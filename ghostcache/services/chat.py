@@ -1,0 +1,158 @@
+"""Chat: send, poll, history and stream backlog, with exactly-once delivery."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+
+from ..crypto import decrypt_for_user, decrypt_message, encrypt_message, unwrap_user_key
+from ..models import Connection, Message, User
+from .connections import accepted_between
+from .context import Context
+from .errors import Forbidden, Invalid
+from .views import iso, message_view, user_view
+
+MAX_MESSAGE = 10_000
+DEFAULT_LIMIT, MAX_LIMIT = 50, 200
+
+
+def parse_receiver(raw: object, me: int) -> int:
+    """A positive integer id that is not yourself, else 400 invalid_receiver."""
+    if raw is None or raw == "":
+        raise Invalid("missing_field", "The field 'receiver_id' is required.")
+    value = _positive_int(raw)
+    if value is None or value == me:
+        raise Invalid("invalid_receiver", "receiver_id must be the id of one of your contacts.")
+    return value
+
+
+def _positive_int(raw: object) -> int | None:
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return raw if raw > 0 else None
+    if isinstance(raw, str) and raw.strip().isascii() and raw.strip().isdigit():
+        value = int(raw.strip())
+        return value if 0 < value < 2**63 else None
+    return None
+
+
+def _not_connected() -> Forbidden:
+    return Forbidden("not_connected", "You can only chat with accepted contacts.")
+
+
+def _chat_key(ctx: Context, conn: Connection, user_id: int):
+    me = ctx.db.get(User, user_id)
+    user_key = unwrap_user_key(ctx.rt.keyring, me.keys_database_key)
+    wrapped = conn.chat_key_enc_sender if conn.sender_id == user_id else conn.chat_key_enc_receiver
+    return decrypt_for_user(user_key, wrapped)
+
+
+def send(ctx: Context, me: int, receiver_raw: object, text: object) -> dict:
+    """Store a message encrypted with the connection's chat key; it waits for delivery."""
+    receiver_id = parse_receiver(receiver_raw, me)
+    if not isinstance(text, str) or not text.strip():
+        raise Invalid("missing_field", "The field 'message' is required.")
+    if len(text) > MAX_MESSAGE:
+        raise Invalid("message_too_long", f"Messages can have at most {MAX_MESSAGE:,} characters.")
+    conn = accepted_between(ctx, me, receiver_id)
+    if conn is None:
+        raise _not_connected()
+    message = Message(
+        connection_id=conn.id,
+        sender_id=me,
+        receiver_id=receiver_id,
+        content=encrypt_message(_chat_key(ctx, conn, me), text),
+        timestamp=ctx.now(),
+        delivered=False,
+    )
+    ctx.db.add(message)
+    ctx.db.commit()  # committed before we answer: an accepted message survives a crash
+    ctx.rt.broker.publish(receiver_id)
+    return {"status": "queued", "id": message.id, "timestamp": iso(message.timestamp)}
+
+
+_COLUMNS = (
+    Message.id, Message.connection_id, Message.sender_id, Message.receiver_id,
+    Message.content, Message.timestamp, Message.delivered,
+)
+
+
+def claim_undelivered(ctx: Context, me: int, extra_ids: list[int] | None = None) -> list:
+    """Atomically mark undelivered messages to `me` delivered and return them.
+
+    One UPDATE ... RETURNING: two racing pollers can never both claim a row.
+    """
+    condition = (Message.receiver_id == me) & (Message.delivered.is_(False))
+    if extra_ids is not None:
+        condition = condition & Message.id.in_(extra_ids)
+    rows = ctx.db.execute(
+        update(Message).where(condition).values(delivered=True).returning(*_COLUMNS),
+        execution_options={"synchronize_session": False},
+    ).all()
+    ctx.db.commit()
+    return sorted(rows, key=lambda r: r.id)
+
+
+def poll(ctx: Context, me: int) -> list[dict]:
+    """Every undelivered message to me, oldest first; they are now delivered."""
+    return render(ctx, me, claim_undelivered(ctx, me))
+
+
+def stream_batch(ctx: Context, me: int, after_id: int | None) -> list[dict]:
+    """What a (re)connecting stream must send: the undelivered backlog, plus anything
+    to me after Last-Event-ID that the dropped connection may not have shown."""
+    claimed = claim_undelivered(ctx, me)
+    rows = {r.id: r for r in claimed}
+    if after_id is not None:
+        replay = ctx.db.execute(
+            select(*_COLUMNS).where(Message.receiver_id == me, Message.id > after_id)
+        ).all()
+        rows.update({r.id: r for r in replay})
+    ctx.db.commit()
+    return render(ctx, me, sorted(rows.values(), key=lambda r: r.id))
+
+
+def history(ctx: Context, me: int, other_raw: object, before_raw: object, limit_raw: object) -> dict:
+    """The newest `limit` messages with a contact older than `before`, oldest first."""
+    other_id = _positive_int(other_raw)
+    before = _optional_int(before_raw, "before")
+    limit = min(_optional_int(limit_raw, "limit") or DEFAULT_LIMIT, MAX_LIMIT)
+    conn = accepted_between(ctx, me, other_id) if other_id and other_id != me else None
+    if conn is None:
+        raise _not_connected()
+    query = select(*_COLUMNS).where(Message.connection_id == conn.id)
+    if before is not None:
+        query = query.where(Message.id < before)
+    rows = ctx.db.execute(query.order_by(Message.id.desc()).limit(limit)).all()[::-1]
+    mine = [r.id for r in rows if r.receiver_id == me and not r.delivered]
+    if mine:
+        claim_undelivered(ctx, me, mine)  # shown here = delivered
+    delivered = {r.id for r in rows if r.delivered} | set(mine)
+    other = ctx.db.get(User, other_id)
+    ctx.db.commit()
+    return {"with": user_view(other), "messages": render(ctx, me, rows, delivered)}
+
+
+def _optional_int(raw: object, name: str) -> int | None:
+    if raw is None or raw == "":
+        return None
+    value = _positive_int(raw)
+    if value is None:
+        raise Invalid("invalid_parameter", f"'{name}' must be a positive whole number.")
+    return value
+
+
+def render(ctx: Context, me: int, rows: list, delivered: set[int] | None = None) -> list[dict]:
+    """Decrypt rows for `me` into message objects; with `delivered`, history items."""
+    keys: dict[int, object] = {}
+    names: dict[int, str] = {}
+    result = []
+    for row in rows:
+        if row.connection_id not in keys:
+            keys[row.connection_id] = _chat_key(ctx, ctx.db.get(Connection, row.connection_id), me)
+        if row.sender_id not in names:
+            names[row.sender_id] = ctx.db.get(User, row.sender_id).username
+        text = decrypt_message(keys[row.connection_id], row.content)
+        flag = None if delivered is None else row.id in delivered
+        result.append(message_view(row, names[row.sender_id], text, flag))
+    return result

@@ -1,0 +1,159 @@
+"""Contact requests: ask, list, accept (with key generation), deny (which blocks)."""
+
+from __future__ import annotations
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..crypto import encrypt_for_user, generate_rsa_keypair, new_chat_key, unwrap_user_key
+from ..models import Blacklist, Connection, Contact, User
+from .context import Context
+from .errors import Conflict, Forbidden, Invalid, not_found
+from .users import blocked_either_way, require_by_name
+from .views import connection_view
+
+PENDING, ACCEPTED, DENIED = "pending", "accepted", "denied"
+
+
+def request_connection(ctx: Context, me: int, username: str | None) -> dict:
+    """Send a contact request to `username`."""
+    if not username:
+        raise Invalid("missing_field", "The field 'username' is required.")
+    target = require_by_name(ctx, username)
+    if target.id == me:
+        raise Invalid("cannot_connect_to_self", "You cannot send a request to yourself.")
+    if blocked_either_way(ctx, me, target.id):
+        raise Forbidden("blocked", "You cannot connect with this user.")
+    if _between(ctx, me, target.id) is not None:
+        raise _already()
+    conn = Connection(
+        sender_id=me,
+        receiver_id=target.id,
+        pair_low=min(me, target.id),
+        pair_high=max(me, target.id),
+        status=PENDING,
+        created_at=ctx.now(),
+    )
+    ctx.db.add(conn)
+    try:
+        ctx.db.commit()
+    except IntegrityError:  # both sides asked at the same moment
+        ctx.db.rollback()
+        raise _already() from None
+    return connection_view(conn, target)
+
+
+def _already() -> Conflict:
+    return Conflict("already_connected", "A request or connection with this user already exists.")
+
+
+def _between(ctx: Context, a: int, b: int) -> Connection | None:
+    return ctx.db.scalar(
+        select(Connection).where(
+            Connection.pair_low == min(a, b), Connection.pair_high == max(a, b)
+        )
+    )
+
+
+def accepted_between(ctx: Context, a: int, b: int) -> Connection | None:
+    """The accepted connection between two users, if any."""
+    conn = _between(ctx, a, b)
+    return conn if conn is not None and conn.status == ACCEPTED else None
+
+
+def list_connections(ctx: Context, me: int) -> dict:
+    """Pending sent, pending received, and accepted connections, newest first."""
+    rows = ctx.db.execute(
+        select(Connection, User)
+        .join(User, or_(
+            (Connection.sender_id == me) & (User.id == Connection.receiver_id),
+            (Connection.receiver_id == me) & (User.id == Connection.sender_id),
+        ))
+        .where(Connection.status.in_([PENDING, ACCEPTED]))
+        .order_by(Connection.created_at.desc(), Connection.id.desc())
+    ).all()
+    result: dict[str, list] = {"sent": [], "received": [], "accepted": []}
+    for conn, other in rows:
+        if conn.status == ACCEPTED:
+            bucket = "accepted"
+        else:
+            bucket = "sent" if conn.sender_id == me else "received"
+        result[bucket].append(connection_view(conn, other))
+    return result
+
+
+def _received_pending(ctx: Context, me: int, conn_id: int) -> Connection:
+    conn = ctx.db.get(Connection, conn_id)
+    if conn is None or conn.receiver_id != me:
+        raise not_found("That request")
+    if conn.status != PENDING:
+        raise _not_pending()
+    return conn
+
+
+def _not_pending() -> Conflict:
+    return Conflict("not_pending", "That request has already been answered.")
+
+
+def accept(ctx: Context, me: int, conn_id: int) -> dict:
+    """Accept a request: key pairs and a chat key for both sides, mirror contacts, one commit."""
+    conn = _received_pending(ctx, me, conn_id)
+    sender, receiver = ctx.db.get(User, conn.sender_id), ctx.db.get(User, conn.receiver_id)
+    secrets = _connection_secrets(ctx, sender, receiver)
+    # Conditional update: of two racing accepts only one sees the request still pending.
+    claimed = ctx.db.execute(
+        update(Connection)
+        .where(Connection.id == conn.id, Connection.status == PENDING)
+        .values(status=ACCEPTED, **secrets)
+    ).rowcount
+    if not claimed:
+        ctx.db.rollback()
+        raise _not_pending()
+    now = ctx.now()
+    ctx.db.add_all([
+        Contact(owner_id=sender.id, contact_id=receiver.id, connection_id=conn.id, created_at=now),
+        Contact(owner_id=receiver.id, contact_id=sender.id, connection_id=conn.id, created_at=now),
+    ])
+    ctx.db.commit()
+    ctx.db.refresh(conn)
+    return connection_view(conn, sender)
+
+
+def _connection_secrets(ctx: Context, sender: User, receiver: User) -> dict[str, str]:
+    sender_key = unwrap_user_key(ctx.rt.keyring, sender.keys_database_key)
+    receiver_key = unwrap_user_key(ctx.rt.keyring, receiver.keys_database_key)
+    sender_priv, sender_pub = generate_rsa_keypair()
+    receiver_priv, receiver_pub = generate_rsa_keypair()
+    chat_key = new_chat_key().reveal()
+    return {
+        "sender_privkey_enc": encrypt_for_user(sender_key, sender_priv),
+        "sender_pubkey_enc": encrypt_for_user(sender_key, sender_pub),
+        "receiver_privkey_enc": encrypt_for_user(receiver_key, receiver_priv),
+        "receiver_pubkey_enc": encrypt_for_user(receiver_key, receiver_pub),
+        "chat_key_enc_sender": encrypt_for_user(sender_key, chat_key),
+        "chat_key_enc_receiver": encrypt_for_user(receiver_key, chat_key),
+    }
+
+
+def deny(ctx: Context, me: int, conn_id: int) -> dict:
+    """Deny a request; the receiver now blocks the sender."""
+    conn = _received_pending(ctx, me, conn_id)
+    claimed = ctx.db.execute(
+        update(Connection)
+        .where(Connection.id == conn.id, Connection.status == PENDING)
+        .values(status=DENIED)
+    ).rowcount
+    if not claimed:
+        ctx.db.rollback()
+        raise _not_pending()
+    if not _blocks(ctx, me, conn.sender_id):
+        ctx.db.add(Blacklist(blocker_id=me, blocked_id=conn.sender_id, created_at=ctx.now()))
+    ctx.db.commit()
+    ctx.db.refresh(conn)
+    return connection_view(conn, ctx.db.get(User, conn.sender_id))
+
+
+def _blocks(ctx: Context, blocker: int, blocked: int) -> bool:
+    return ctx.db.scalar(
+        select(Blacklist.id).where(Blacklist.blocker_id == blocker, Blacklist.blocked_id == blocked)
+    ) is not None

@@ -1,0 +1,232 @@
+"""Files: encrypted upload as a stream, listing, download, share, delete."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import BinaryIO
+
+import pyrage
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from ..blobs import new_blob_name
+from ..crypto import encrypt_stream, new_file_identity
+from ..models import File, FileAccess, User
+from ..secrets import Secret
+from .context import Context
+from .errors import Conflict, Forbidden, Gone, Invalid, TooLarge, not_found
+from .users import blocked_either_way, require_by_name
+from .views import file_view, user_view
+
+DEFAULT_EXPIRY_DAYS = MAX_EXPIRY_DAYS = 365
+
+
+@dataclass
+class StoredBlob:
+    """A blob fully written and encrypted, not yet recorded in the database."""
+
+    name: str
+    key: Secret
+    size: int
+
+
+class _CountingReader:
+    """Counts plaintext bytes and stops the upload once it passes the limit.
+
+    pyrage turns any exception raised here into EncryptError, so the original
+    is kept in `error` to be raised again with its own meaning.
+    """
+
+    def __init__(self, source: BinaryIO, limit: int) -> None:
+        self._source, self._limit = source, limit
+        self.size = 0
+        self.error: BaseException | None = None
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            chunk = self._source.read(n)
+        except BaseException as exc:
+            self.error = exc
+            raise
+        self.size += len(chunk)
+        if self.size > self._limit:
+            self.error = _too_large(self._limit)
+            raise self.error
+        return chunk
+
+
+def _too_large(limit: int) -> TooLarge:
+    return TooLarge("too_large", f"Files can be at most {limit // (1024 * 1024)} MB.")
+
+
+@contextmanager
+def incoming_blob(ctx: Context, source: BinaryIO) -> Iterator[StoredBlob]:
+    """Encrypt `source` into a new blob as it arrives; the blob is removed if the
+    block raises, so a failed upload leaves nothing behind."""
+    identity, recipient = new_file_identity()
+    reader = _CountingReader(source, ctx.rt.settings.max_upload_bytes)
+    name = new_blob_name()
+    try:
+        with ctx.rt.blobs.writer(name) as out:
+            encrypt_stream(reader, out, recipient)
+    except pyrage.EncryptError:
+        if reader.error is not None:
+            raise reader.error from None
+        raise
+    blob = StoredBlob(name=name, key=identity, size=reader.size)
+    try:
+        yield blob
+    except BaseException:
+        ctx.rt.blobs.delete(name)
+        raise
+
+
+def parse_expiry(raw: object) -> int:
+    """Days to keep a file: default 365, capped at 365, else 400 invalid_expiry."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return DEFAULT_EXPIRY_DAYS
+    try:
+        if isinstance(raw, bool) or isinstance(raw, float):
+            raise ValueError
+        days = int(raw.strip() if isinstance(raw, str) else raw)
+    except (ValueError, TypeError):
+        raise _bad_expiry() from None
+    if days <= 0:
+        raise _bad_expiry()
+    return min(days, MAX_EXPIRY_DAYS)
+
+
+def _bad_expiry() -> Invalid:
+    return Invalid("invalid_expiry", "expiry_days must be a whole number of days from 1 to 365.")
+
+
+def clean_filename(raw: str | None) -> str:
+    """The last path component, without control characters, at most 255 characters."""
+    name = re.split(r"[\\/]", raw or "")[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip()
+    return (name or "file")[:255]
+
+
+def record_upload(ctx: Context, me: int, blob: StoredBlob, filename: str | None,
+                  expiry_raw: object) -> dict:
+    """Create the File row for a stored blob; returns the file object plus its key."""
+    days = parse_expiry(expiry_raw)
+    now = ctx.now()
+    file = File(
+        owner_id=me,
+        filename=clean_filename(filename),
+        stored_name=blob.name,
+        size=blob.size,
+        created_at=now,
+        expiry=now + timedelta(days=days),
+    )
+    ctx.db.add(file)
+    ctx.db.commit()
+    view = file_view(file, ctx.db.get(User, me), shared_with=[])
+    view["key"] = str(blob.key.reveal())
+    return view
+
+
+def _visible_file(ctx: Context, me: int, file_id: int, owner_only: bool) -> File:
+    """The file if `me` may see it (404 otherwise); 410 when it has expired."""
+    file = ctx.db.get(File, file_id)
+    allowed = file is not None and (file.owner_id == me or (not owner_only and _granted(ctx, file.id, me)))
+    if not allowed:
+        raise not_found("That file")
+    if file.expiry <= ctx.now():
+        raise Gone("expired", "That file has expired.")
+    return file
+
+
+def _granted(ctx: Context, file_id: int, user_id: int) -> bool:
+    return ctx.db.scalar(
+        select(FileAccess.id).where(FileAccess.file_id == file_id, FileAccess.user_id == user_id)
+    ) is not None
+
+
+def list_files(ctx: Context, me: int) -> dict:
+    """Unexpired files I own (with their grantees) and files shared with me."""
+    now = ctx.now()
+    owned = ctx.db.scalars(
+        select(File).where(File.owner_id == me, File.expiry > now).order_by(File.id.desc())
+    ).all()
+    grantees = _grantees(ctx, [f.id for f in owned])
+    owner = ctx.db.get(User, me)
+    shared_rows = ctx.db.execute(
+        select(File, User)
+        .join(FileAccess, FileAccess.file_id == File.id)
+        .join(User, User.id == File.owner_id)
+        .where(FileAccess.user_id == me, File.expiry > now)
+        .order_by(File.id.desc())
+    ).all()
+    return {
+        "owned": [file_view(f, owner, grantees.get(f.id, [])) for f in owned],
+        "shared": [file_view(f, o) for f, o in shared_rows],
+    }
+
+
+def _grantees(ctx: Context, file_ids: list[int]) -> dict[int, list[User]]:
+    result: dict[int, list[User]] = {}
+    if not file_ids:
+        return result
+    rows = ctx.db.execute(
+        select(FileAccess.file_id, User)
+        .join(User, User.id == FileAccess.user_id)
+        .where(FileAccess.file_id.in_(file_ids))
+        .order_by(User.username_key)
+    ).all()
+    for file_id, user in rows:
+        result.setdefault(file_id, []).append(user)
+    return result
+
+
+def open_download(ctx: Context, me: int, file_id: int) -> tuple[str, BinaryIO]:
+    """(attachment name, open blob) for the owner or a grantee."""
+    file = _visible_file(ctx, me, file_id, owner_only=False)
+    name, stored = file.filename, file.stored_name
+    ctx.db.commit()  # end the read transaction before streaming
+    try:
+        return name + ".age", ctx.rt.blobs.open(stored)
+    except FileNotFoundError:  # purged or deleted between the check and the read
+        raise not_found("That file") from None
+
+
+def delete_file(ctx: Context, me: int, file_id: int) -> None:
+    """Delete a file I own: the row first, then its blob."""
+    file = ctx.db.get(File, file_id)
+    if file is None or file.owner_id != me:
+        raise not_found("That file")
+    stored = file.stored_name
+    ctx.db.execute(delete(File).where(File.id == file_id))
+    ctx.db.commit()
+    ctx.rt.blobs.delete(stored)
+
+
+def share(ctx: Context, me: int, file_id: int, username: str | None) -> dict:
+    """Grant another user the right to download a file I own."""
+    file = _visible_file(ctx, me, file_id, owner_only=True)
+    if not username:
+        raise Invalid("missing_field", "The field 'username' is required.")
+    target = require_by_name(ctx, username)
+    if target.id == me:
+        raise Invalid("cannot_share_with_self", "You already have this file.")
+    if blocked_either_way(ctx, me, target.id):
+        raise Forbidden("blocked", "You cannot share with this user.")
+    if _granted(ctx, file.id, target.id):
+        raise _already_shared()
+    ctx.db.add(FileAccess(file_id=file.id, user_id=target.id, granted_at=ctx.now()))
+    try:
+        ctx.db.commit()
+    except IntegrityError:
+        ctx.db.rollback()
+        raise _already_shared() from None
+    return {"file_id": file.id, "user": user_view(target)}
+
+
+def _already_shared() -> Conflict:
+    return Conflict("already_shared", "The file is already shared with this user.")

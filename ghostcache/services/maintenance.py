@@ -1,0 +1,83 @@
+"""Periodic clean-up: expired files, inactive accounts, abandoned blobs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..models import File, Lease, User
+from .accounts import delete_account
+from .context import Context
+
+log = logging.getLogger(__name__)
+PURGE_LEASE = "purge"
+# A blob without a row is only removed once it is this old, so an upload in
+# flight (blob written, row not yet committed) is never swept from under it.
+ORPHAN_GRACE_SECONDS = 3600
+
+
+@dataclass
+class PurgeReport:
+    expired_files: int = 0
+    inactive_accounts: int = 0
+    orphan_blobs: int = 0
+
+
+def purge(ctx: Context, orphan_grace_seconds: float = ORPHAN_GRACE_SECONDS) -> PurgeReport:
+    """Remove expired files, inactive accounts and abandoned blobs."""
+    report = PurgeReport()
+    report.expired_files = _purge_expired_files(ctx)
+    report.inactive_accounts = _purge_inactive_accounts(ctx)
+    keep = set(ctx.db.scalars(select(File.stored_name)))
+    ctx.db.commit()
+    report.orphan_blobs = ctx.rt.blobs.sweep(keep, orphan_grace_seconds)
+    return report
+
+
+def _purge_expired_files(ctx: Context) -> int:
+    rows = ctx.db.execute(
+        select(File.id, File.stored_name).where(File.expiry <= ctx.now())
+    ).all()
+    if rows:
+        ctx.db.execute(delete(File).where(File.id.in_([r.id for r in rows])))
+    ctx.db.commit()
+    for row in rows:
+        ctx.rt.blobs.delete(row.stored_name)
+    return len(rows)
+
+
+def _purge_inactive_accounts(ctx: Context) -> int:
+    cutoff = ctx.now() - timedelta(days=ctx.rt.settings.inactivity_days)
+    ids = list(ctx.db.scalars(select(User.id).where(User.last_login < cutoff)))
+    ctx.db.commit()
+    return sum(delete_account(ctx, user_id) for user_id in ids)
+
+
+def claim_lease(ctx: Context, name: str, seconds: float) -> bool:
+    """Take the named lease for `seconds` if nobody holds it: one winner among all
+    processes and machines sharing the database. Not released early on purpose:
+    the lease doubles as the schedule, so the job runs once per period overall."""
+    now = ctx.now()
+    holder = f"{socket.gethostname()}:{os.getpid()}"
+    until = now + timedelta(seconds=seconds)
+    try:
+        if ctx.db.get(Lease, name) is None:
+            ctx.db.add(Lease(name=name, holder=holder, expires_at=until))
+            ctx.db.commit()
+            return True
+        won = ctx.db.execute(
+            update(Lease)
+            .where(Lease.name == name, Lease.expires_at <= now)
+            .values(holder=holder, expires_at=until)
+        ).rowcount
+        ctx.db.commit()
+        return bool(won)
+    except IntegrityError:  # another process inserted the lease first
+        ctx.db.rollback()
+        return False

@@ -1,0 +1,45 @@
+"""Looking users up, and the blocking rule every social action obeys."""
+
+from __future__ import annotations
+
+from sqlalchemy import or_, select
+
+from ..models import Blacklist, User
+from .context import Context
+from .errors import NotFound
+
+
+def find_by_name(ctx: Context, username: str) -> User | None:
+    """The user with this name, ignoring case."""
+    key = (username or "").strip().lower()
+    return ctx.db.scalar(select(User).where(User.username_key == key))
+
+
+def require_by_name(ctx: Context, username: str) -> User:
+    user = find_by_name(ctx, username)
+    if user is None:
+        raise NotFound("user_not_found", "No user has that name.")
+    return user
+
+
+def get_user(ctx: Context, user_id: int) -> User | None:
+    return ctx.db.get(User, user_id)
+
+
+def blocked_either_way(ctx: Context, a: int, b: int) -> bool:
+    """True when a blocks b or b blocks a."""
+    return ctx.db.scalar(
+        select(Blacklist.id).where(
+            or_(
+                (Blacklist.blocker_id == a) & (Blacklist.blocked_id == b),
+                (Blacklist.blocker_id == b) & (Blacklist.blocked_id == a),
+            )
+        ).limit(1)
+    ) is not None
+
+
+def block_partners(ctx: Context, user_id: int):
+    """A subquery of every user id that user_id blocks or is blocked by."""
+    blocked = select(Blacklist.blocked_id).where(Blacklist.blocker_id == user_id)
+    blockers = select(Blacklist.blocker_id).where(Blacklist.blocked_id == user_id)
+    return blocked.union(blockers)

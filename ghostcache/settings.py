@@ -1,0 +1,122 @@
+"""Settings read once from GHOSTCACHE_* environment variables and validated."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .secrets import Secret
+
+PREFIX = "GHOSTCACHE_"
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use."""
+
+
+def _int(name: str, raw: str, low: int, high: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"Setting {PREFIX}{name} has value {raw!r}. Not a whole number.") from None
+    if not low <= value <= high:
+        raise SettingsError(f"Setting {PREFIX}{name} has value {value}. Expected {low} to {high}.")
+    return value
+
+
+def _switch(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"on", "true", "1", "yes"}:
+        return True
+    if lowered in {"off", "false", "0", "no"}:
+        return False
+    raise SettingsError(f"Setting {PREFIX}{name} has value {raw!r}. Expected on or off.")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of a GhostCache deployment, with one-machine defaults."""
+
+    data_dir: Path = Path("instance")
+    database_url: str = ""  # empty: SQLite file in data_dir
+    blob_dir: Path | None = None  # None: data_dir/blobs
+    host: str = "127.0.0.1"
+    port: int = 5000
+    workers: int = 2
+    threads: int = 8
+    master_key: Secret | None = None  # None: data_dir/master.key, made on first run
+    secret_key: Secret | None = None  # None: data_dir/secret.key, made on first run
+    max_upload_mb: int = 50
+    inactivity_days: int = 30
+    purge_interval_seconds: int = 300
+    stream_seconds: int = 300
+    ratelimit: bool = True
+    redis_url: str = ""
+    trusted_proxies: int = 0
+    log_level: str = "INFO"
+    # Not read from the environment: tests lower it so thousands of logins stay quick.
+    argon2_profile: str = field(default="default")
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'ghostcache.db').resolve()}"
+
+    @property
+    def blob_path(self) -> Path:
+        return self.blob_dir or self.data_dir / "blobs"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with some values replaced (for tests and commands)."""
+        return replace(self, **changes)
+
+
+_READERS = {
+    "DATA_DIR": ("data_dir", lambda n, v: Path(v)),
+    "DATABASE_URL": ("database_url", lambda n, v: v),
+    "BLOB_DIR": ("blob_dir", lambda n, v: Path(v)),
+    "HOST": ("host", lambda n, v: v),
+    "PORT": ("port", lambda n, v: _int(n, v, 1, 65535)),
+    "WORKERS": ("workers", lambda n, v: _int(n, v, 1, 64)),
+    "THREADS": ("threads", lambda n, v: _int(n, v, 1, 256)),
+    "MASTER_KEY": ("master_key", lambda n, v: Secret(v)),
+    "SECRET_KEY": ("secret_key", lambda n, v: Secret(v)),
+    "MAX_UPLOAD_MB": ("max_upload_mb", lambda n, v: _int(n, v, 1, 10240)),
+    "INACTIVITY_DAYS": ("inactivity_days", lambda n, v: _int(n, v, 1, 3650)),
+    "PURGE_INTERVAL_SECONDS": ("purge_interval_seconds", lambda n, v: _int(n, v, 0, 86400)),
+    "STREAM_SECONDS": ("stream_seconds", lambda n, v: _int(n, v, 1, 3600)),
+    "RATELIMIT": ("ratelimit", _switch),
+    "REDIS_URL": ("redis_url", lambda n, v: v),
+    "TRUSTED_PROXIES": ("trusted_proxies", lambda n, v: _int(n, v, 0, 10)),
+    "LOG_LEVEL": ("log_level", lambda n, v: v.upper()),
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every GHOSTCACHE_* variable; unknown ones are an error."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for key, raw in environ.items():
+        if not key.startswith(PREFIX) or raw == "":
+            continue
+        name = key[len(PREFIX):]
+        if name not in _READERS:
+            known = ", ".join(PREFIX + k for k in sorted(_READERS))
+            raise SettingsError(f"Unknown setting {key}. Known settings: {known}.")
+        attr, read = _READERS[name]
+        values[attr] = read(name, raw.strip())
+    if values.get("log_level", "INFO") not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise SettingsError(f"Setting {PREFIX}LOG_LEVEL has value {values['log_level']!r}.")
+    return Settings(**values)
+
+
+SETTING_NAMES = tuple(PREFIX + k for k in _READERS)
+__all__ = ["Settings", "SettingsError", "load_settings", "SETTING_NAMES"]

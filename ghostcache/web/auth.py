@@ -1,0 +1,119 @@
+"""Accounts: register, login, logout, delete, CSRF token, help page."""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from pathlib import Path
+
+import markdown
+from flask import (
+    Blueprint,
+    after_this_request,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_wtf.csrf import generate_csrf
+
+from ..services import accounts
+from ..services.views import user_view
+from .errors import on_error
+from .inputs import text_field
+from .negotiation import back_to, respond
+from .runtime import context
+from .session import end_session, login_required, me, safe_next, start_session
+
+bp = Blueprint("auth", __name__)
+log = logging.getLogger(__name__)
+USAGE_GUIDE = Path(__file__).resolve().parent.parent / "templates" / "usage.md"
+
+
+@bp.get("/")
+def index():
+    return render_template("index.html")
+
+
+@bp.get("/help")
+def help():
+    return render_template("usage.html", content=_usage_html())
+
+
+@lru_cache(maxsize=1)
+def _usage_html() -> str:
+    return markdown.markdown(USAGE_GUIDE.read_text(encoding="utf-8"), extensions=["tables"])
+
+
+@bp.get("/csrf")
+def csrf_token():
+    return jsonify({"csrf_token": generate_csrf()})
+
+
+@bp.get("/register")
+def register_form():
+    return render_template("register.html", username="")
+
+
+@bp.post("/register")
+@on_error(template="register.html")
+def register():
+    user = accounts.register(
+        context(), text_field("username"), text_field("password"), text_field("d_pass")
+    )
+    return respond(user_view(user), 201,
+                   html=lambda: back_to("auth.login", "Account created. Please log in."))
+
+
+@bp.get("/login")
+def login_form():
+    return render_template("login.html", next=request.args.get("next", ""))
+
+
+@bp.post("/login")
+@on_error(template="login.html")
+def login():
+    outcome = accounts.login(context(), text_field("username"), text_field("password"))
+    if outcome.destroy_user_id is not None:
+        _destroy_after_response(outcome.destroy_user_id)
+    if outcome.user is None:
+        raise accounts.invalid_credentials()
+    start_session(outcome.user)
+    body = user_view(outcome.user) | {"csrf_token": generate_csrf()}
+    target = safe_next(text_field("next")) or url_for("auth.index")
+    return respond(body, 200, html=lambda: redirect(target))
+
+
+def _destroy_after_response(user_id: int) -> None:
+    """Delete the account once the answer has gone out, so its cost never shows in timing."""
+    app = current_app._get_current_object()
+
+    def destroy() -> None:
+        with app.app_context():
+            try:
+                accounts.delete_account(context(), user_id)
+            except Exception:
+                log.exception("deferred account deletion failed; the purge will retry")
+
+    @after_this_request
+    def schedule(response):
+        response.call_on_close(destroy)
+        return response
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout():
+    end_session()
+    return respond({"ok": True}, 200, html=lambda: back_to("auth.index", "You are logged out."))
+
+
+@bp.post("/delete_account")
+@login_required
+@on_error(endpoint="auth.index")
+def delete_account():
+    accounts.delete_account(context(), me())
+    end_session()
+    return respond({"deleted": True}, 200,
+                   html=lambda: back_to("auth.index", "Your account and everything in it are gone."))

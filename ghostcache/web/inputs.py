@@ -1,0 +1,31 @@
+"""Reading request inputs: from the JSON body when there is one, else the form."""
+
+from __future__ import annotations
+
+from flask import request
+
+from ..services.errors import Invalid
+
+
+def _body() -> dict:
+    if not request.is_json:
+        return {}
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise Invalid("invalid_json", "The request body must be a JSON object.")
+    return body
+
+
+def raw_field(name: str) -> object:
+    """The value as sent (JSON may send numbers); None when absent."""
+    if request.is_json:
+        return _body().get(name)
+    return request.form.get(name)
+
+
+def text_field(name: str) -> str | None:
+    """A string field; a JSON value of another type is 400 invalid_field."""
+    value = raw_field(name)
+    if value is None or isinstance(value, str):
+        return value
+    raise Invalid("invalid_field", f"The field '{name}' must be a string.")

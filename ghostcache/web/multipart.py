@@ -1,0 +1,104 @@
+"""A streaming multipart/form-data reader: the file part is handed on as it
+arrives, so its plaintext never sits whole in memory or in a temporary file
+(Werkzeug's own form parser would spool large files to disk)."""
+
+from __future__ import annotations
+
+from typing import BinaryIO
+
+from werkzeug.sansio.multipart import (
+    Data,
+    Epilogue,
+    Field,
+    File,
+    MultipartDecoder,
+    NeedData,
+)
+
+from ..services.errors import Invalid
+
+CHUNK = 64 * 1024
+MAX_FIELD_BYTES = 64 * 1024
+MAX_PARTS = 16
+
+
+def _malformed() -> Invalid:
+    return Invalid("invalid_upload", "The upload was cut off or is not valid multipart form data.")
+
+
+class MultipartStream:
+    """Reads small fields into `fields` and exposes one file part as a reader."""
+
+    def __init__(self, stream: BinaryIO, boundary: str) -> None:
+        self._stream = stream
+        self._decoder = MultipartDecoder(boundary.encode("latin-1"), MAX_FIELD_BYTES,
+                                         max_parts=MAX_PARTS)
+        self.fields: dict[str, str] = {}
+        self.filename: str | None = None
+        self._buffer = b""
+        self._file_done = False
+
+    def _event(self):
+        try:
+            while True:
+                event = self._decoder.next_event()
+                if not isinstance(event, NeedData):
+                    return event
+                chunk = self._stream.read(CHUNK)
+                self._decoder.receive_data(chunk or None)
+        except ValueError:
+            raise _malformed() from None
+
+    def _read_field(self, name: str) -> None:
+        value = b""
+        while True:
+            event = self._event()
+            value += event.data
+            if len(value) > MAX_FIELD_BYTES:
+                raise Invalid("invalid_upload", "A form field is too long.")
+            if not event.more_data:
+                break
+        self.fields[name] = value.decode("utf-8", errors="replace")
+
+    def _skip_part(self) -> None:
+        while self._event().more_data:
+            pass
+
+    def find_file(self, field_name: str = "file") -> bool:
+        """Read fields until the named file part starts; False if the form has none."""
+        while True:
+            event = self._event()
+            if isinstance(event, Field):
+                self._read_field(event.name)
+            elif isinstance(event, File) and event.name == field_name and self.filename is None:
+                self.filename = event.filename
+                return True
+            elif isinstance(event, File):
+                self._skip_part()
+            elif isinstance(event, Epilogue):
+                return False
+
+    def read(self, size: int = -1) -> bytes:
+        """The file part's bytes, up to `size` at a time; b'' at its end."""
+        size = CHUNK if size is None or size < 0 else size
+        while not self._buffer and not self._file_done:
+            event = self._event()
+            if not isinstance(event, Data):
+                raise _malformed()
+            self._buffer = event.data
+            self._file_done = not event.more_data
+        chunk, self._buffer = self._buffer[:size], self._buffer[size:]
+        return chunk
+
+    def finish(self) -> dict[str, str]:
+        """Read the fields after the file part; returns every field seen."""
+        while not self._file_done:
+            self.read(CHUNK)
+        while True:
+            event = self._event()
+            if isinstance(event, Field):
+                self._read_field(event.name)
+            elif isinstance(event, File):
+                self._skip_part()
+            elif isinstance(event, Epilogue):
+                return self.fields

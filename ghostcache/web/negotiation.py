@@ -1,0 +1,37 @@
+"""One place that decides between the JSON face and the HTML face."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Response, flash, jsonify, redirect, request, url_for
+
+
+def wants_json() -> bool:
+    """JSON body, or an Accept header that prefers JSON over HTML (a tie means HTML)."""
+    if request.is_json:
+        return True
+    accept = request.accept_mimetypes
+    return accept["application/json"] > accept["text/html"]
+
+
+def respond(data: object, status: int, html: Callable[[], Response | str]) -> Response:
+    """JSON for scripts; for browsers whatever `html` makes (a page or a redirect)."""
+    if wants_json():
+        response = jsonify(data)
+        response.status_code = status
+        return response
+    return html()
+
+
+def back_to(endpoint: str, message: str | None = None, **values: object) -> Response:
+    """Flash a success message and redirect (post/redirect/get)."""
+    if message:
+        flash(message, "success")
+    return redirect(url_for(endpoint, **values))
+
+
+def json_error(code: str, message: str, status: int) -> Response:
+    response = jsonify({"error": code, "message": message})
+    response.status_code = status
+    return response

@@ -1,0 +1,83 @@
+"""Who is asking: the session cookie, checked against the user's session version."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import wraps
+from urllib.parse import urlsplit
+
+from flask import g, redirect, request, session, url_for
+
+from ..services import accounts
+from ..services.errors import Unauthorized
+from .runtime import context
+
+
+@dataclass(frozen=True)
+class CurrentUser:
+    id: int
+    username: str
+
+
+def load_current_user() -> None:
+    """before_request: set g.user from the session, or None (ending stale sessions)."""
+    g.user = None
+    uid, version = session.get("uid"), session.get("sv")
+    if uid is None:
+        return
+    ctx = context()
+    row = accounts.session_user(ctx, uid)
+    if row is None or row.session_version != version:
+        session.clear()
+        return
+    g.user = CurrentUser(id=row.id, username=row.username)
+    accounts.touch(ctx, row.id)
+    ctx.db.commit()  # release the database before the view runs
+
+
+def start_session(user) -> None:
+    """A fresh session for a fresh login (the old one, and its CSRF token, are dropped)."""
+    session.clear()
+    session.permanent = True
+    session["uid"] = user.id
+    session["sv"] = user.session_version
+
+
+def end_session() -> None:
+    session.clear()
+
+
+def me() -> int:
+    return g.user.id
+
+
+def login_required(view):
+    """401 login_required for JSON; a redirect to the login page for browsers."""
+
+    @wraps(view)
+    def guarded(*args, **kwargs):
+        if g.get("user") is None:
+            raise Unauthorized("login_required", "Please log in first.")
+        return view(*args, **kwargs)
+
+    return guarded
+
+
+def safe_next(target: str | None) -> str | None:
+    """Only same-site relative paths may be redirected to after login."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    if "\\" in target:
+        return None
+    return target
+
+
+def login_url_for_current() -> str:
+    return url_for("auth.login", next=request.full_path.rstrip("?"))
+
+
+def redirect_to_login():
+    return redirect(login_url_for_current())
