@@ -122,3 +122,13 @@ def connect(make_user):
         return a, b
 
     return pair
+
+
+@pytest.fixture
+def live_server(tmp_path: Path):
+    """A started LiveServer; stopped after the test."""
+    from tests.live import LiveServer
+
+    server = LiveServer(tmp_path / "live-data").start()
+    yield server
+    server.stop()
