@@ -1,0 +1,105 @@
+"""Who may do what, generated from the app's own URL map.
+
+Every route must be listed here with its expected answers: a route added later
+without a decision (and a check) fails `test_every_route_has_a_decision`.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+PUBLIC = {"auth.index", "auth.help", "auth.csrf_token", "auth.register_form", "auth.register",
+          "auth.login_form", "auth.login", "auth.logout", "static"}
+
+# endpoint -> what a logged-in stranger gets when aiming at someone else's object
+STRANGER = {
+    "connections.accept": 404,
+    "connections.deny": 404,
+    "files.download": 404,
+    "files.delete": 404,
+    "files.share": 404,
+    "chat.page": 403,  # other_id is a user id: answer is not_connected, never the history
+    "chat.post": 403,
+}
+
+MEMBER_ONLY = {"auth.delete_account", "connections.connect_form", "connections.connect",
+               "connections.index", "chat.send", "chat.poll", "chat.stream", "search.search",
+               "files.index", "files.upload_form", "files.upload"} | set(STRANGER)
+
+
+def _routes(app):
+    for rule in app.url_map.iter_rules():
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            yield rule, method
+
+
+def test_every_route_has_a_decision(app):
+    undecided = {r.endpoint for r, _ in _routes(app)} - PUBLIC - MEMBER_ONLY
+    assert not undecided, f"routes without an authorization decision: {undecided}"
+
+
+@pytest.fixture
+def world(connect, make_user):
+    """alice and bob connected, bob's pending request to carol, alice's file shared with bob."""
+    alice, bob = connect()
+    carol = make_user()
+    pending = bob.post("/connect", {"username": carol.username}).get_json()
+    file = alice.upload(b"alice's secret").get_json()
+    alice.post(f"/file/{file['id']}/share", {"username": bob.username})
+    return {"alice": alice, "bob": bob, "carol": carol, "file": file["id"], "pending": pending["id"]}
+
+
+def _url(rule, ids: dict) -> str:
+    values = {arg: ids[arg] for arg in rule.arguments}
+    return rule.build(values, append_unknown=False)[1]
+
+
+def _ids(world) -> dict:
+    return {"conn_id": world["pending"], "file_id": world["file"], "other_id": world["alice"].id,
+            "filename": "app.css"}
+
+
+def test_anonymous_gets_login_required_on_every_member_route(app, world):
+    anonymous = app.test_client()
+    token = anonymous.get("/csrf").get_json()["csrf_token"]
+    for rule, method in _routes(app):
+        if rule.endpoint not in MEMBER_ONLY:
+            continue
+        response = anonymous.open(_url(rule, _ids(world)), method=method,
+                                  headers={"Accept": "application/json", "X-CSRFToken": token})
+        assert response.status_code == 401, (method, rule.rule)
+        assert response.get_json()["error"] == "login_required"
+
+
+def test_stranger_cannot_touch_other_peoples_objects(app, world, make_user):
+    stranger = make_user()
+    for rule, method in _routes(app):
+        if rule.endpoint not in STRANGER:
+            continue
+        response = stranger.client.open(_url(rule, _ids(world)), method=method,
+                                        headers=stranger.headers(), json={"username": "x",
+                                                                          "message": "hi"})
+        assert response.status_code == STRANGER[rule.endpoint], (method, rule.rule)
+
+
+def test_stranger_answer_is_the_same_as_for_a_missing_object(world, make_user):
+    stranger = make_user()
+    real = stranger.get(f"/file/{world['file']}")
+    missing = stranger.get("/file/999999")
+    assert (real.status_code, real.get_json()) == (missing.status_code, missing.get_json())
+    real = stranger.post(f"/connect/accept/{world['pending']}")
+    missing = stranger.post("/connect/accept/999999")
+    assert (real.status_code, real.get_json()) == (missing.status_code, missing.get_json())
+
+
+def test_sender_cannot_accept_their_own_request(world):
+    assert world["bob"].post(f"/connect/accept/{world['pending']}").status_code == 404
+
+
+def test_rightful_parties_succeed(world):
+    alice, bob, carol = world["alice"], world["bob"], world["carol"]
+    assert carol.post(f"/connect/accept/{world['pending']}").status_code == 200
+    assert bob.get(f"/file/{world['file']}").status_code == 200
+    assert bob.get(f"/chat/{alice.id}").status_code == 200
+    assert alice.post(f"/chat/{bob.id}", {"message": "hello"}).status_code == 201
+    assert alice.post(f"/file/{world['file']}/delete").status_code == 200
