@@ -25,6 +25,8 @@ class GhostcacheServer(BaseApplication):
             # No query strings in the access log: they can carry search terms.
             "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(L)ss',
             "errorlog": "-",
+            # One shared control socket path would collide between servers on a machine.
+            "control_socket_disable": True,
         }
         for key, value in options.items():
             self.cfg.set(key, value)

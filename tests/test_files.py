@@ -149,7 +149,7 @@ def test_content_length_far_over_the_limit_is_413_before_reading(small_app):
     alice = _small_user(small_app)
     response = alice.client.post(
         "/file/upload", headers=alice.headers(),
-        input_stream=_Untouchable(), content_length=50 * MIB,
+        input_stream=_Untouchable(), environ_overrides={"CONTENT_LENGTH": str(50 * MIB)},
         content_type="multipart/form-data; boundary=xyz",
     )
     assert response.status_code == 413

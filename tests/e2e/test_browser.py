@@ -1,0 +1,240 @@
+"""End-to-end: real Chromium (Debian's, via Playwright) against a live gunicorn server."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium")
+if CHROMIUM is None:
+    pytest.skip("no `chromium` on PATH (apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+expect = sync_api.expect
+
+pytestmark = [pytest.mark.e2e, pytest.mark.live]
+
+PASSWORD = "correct horse battery"
+DPASS = "destroy everything now"
+LIVE_TIMEOUT = 15_000  # ms; the SSE stream must deliver well within this
+CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# Reports CSP violations (none expected; there is no inline script) as console errors.
+CSP_LISTENER = """
+document.addEventListener('securitypolicyviolation', function (e) {
+  console.error('CSP violation: ' + e.violatedDirective + ' blocked ' + e.blockedURI);
+});
+"""
+UNLABELLED_INPUTS = """
+() => Array.from(document.querySelectorAll('input, textarea, select'))
+  .filter(el => !['hidden', 'submit', 'button', 'reset', 'image'].includes(el.type))
+  .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label'))
+  .map(el => el.outerHTML)
+"""
+
+
+@pytest.fixture
+def browser():
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROME_ARGS)
+        yield browser
+        browser.close()
+
+
+class User:
+    """One person with their own browser context (cookies) and a page that records errors."""
+
+    def __init__(self, browser, base_url: str, name: str) -> None:
+        self.name = name
+        self.context = browser.new_context(base_url=base_url, accept_downloads=True)
+        self.context.set_default_timeout(LIVE_TIMEOUT)
+        self.context.add_init_script(CSP_LISTENER)
+        self.errors: list[str] = []
+        self.page = self.context.new_page()
+        self.page.on("console", self._on_console)
+        self.page.on("pageerror", lambda exc: self.errors.append(f"{self.page.url}: {exc}"))
+
+    def _on_console(self, msg) -> None:
+        if msg.type != "error":
+            return
+        if "favicon" in msg.text or "favicon" in (msg.location or {}).get("url", ""):
+            return
+        self.errors.append(f"{self.page.url}: {msg.text}")
+
+    def goto(self, path: str) -> None:
+        response = self.page.goto(path)
+        assert response is not None and response.ok, f"{path}: {response and response.status}"
+
+    def register_and_login(self) -> None:
+        page = self.page
+        self.goto("/register")
+        page.get_by_label("Username").fill(self.name)
+        page.get_by_label("Password", exact=True).fill(PASSWORD)
+        page.get_by_label("Destruction password").fill(DPASS)
+        page.get_by_role("button", name="Create account").click()
+        expect(page).to_have_url(re.compile(r"/login$"))
+        expect(page.locator(".flash.success")).to_contain_text("Account created")
+        page.get_by_label("Username").fill(self.name)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("button", name="Log out")).to_be_visible()
+        expect(page.locator("main")).to_contain_text(f"Signed in as {self.name}")
+
+    def open_chat_with(self, other: str) -> None:
+        self.goto("/connections")
+        item = self.page.locator("li.item", has_text=other)
+        item.get_by_role("link", name="Chat").click()
+        expect(self.page.get_by_role("heading", level=1)).to_have_text(f"Chat with {other}")
+
+    def send_message(self, text: str) -> None:
+        self.page.get_by_label("Message", exact=True).fill(text)
+        self.page.get_by_role("button", name="Send").click()
+        expect(self.page.locator("#messages .msg.mine").last).to_contain_text(text)
+        expect(self.page.get_by_label("Message", exact=True)).to_have_value("")
+
+
+def test_new_users_chat_and_share_an_encrypted_file(browser, live_server, tmp_path: Path):
+    import pyrage
+
+    alice = User(browser, live_server.url, "alice")
+    bob = User(browser, live_server.url, "bob")
+
+    # 1. Both register and log in through the forms.
+    alice.register_and_login()
+    bob.register_and_login()
+
+    # 2. Alice finds bob and asks to connect; bob accepts.
+    alice.goto("/search")
+    alice.page.get_by_label("Username contains").fill("bo")
+    alice.page.get_by_role("button", name="Search").click()
+    result = alice.page.locator("li.item", has_text="bob")
+    expect(result).to_have_count(1)
+    result.get_by_role("button", name="Send contact request").click()
+    expect(alice.page.locator(".flash").first).to_be_visible()
+    alice.goto("/connections")
+    expect(alice.page.locator("section", has_text="Requests you sent")).to_contain_text("bob")
+
+    bob.goto("/connections")
+    request = bob.page.locator("li.item", has_text="alice wants to connect")
+    request.get_by_role("button", name="Accept").click()
+    expect(bob.page.locator("section", has_text="Your connections")).to_contain_text("alice")
+    expect(bob.page.locator("section", has_text="Requests for you")).to_contain_text("No pending requests")
+
+    # 3. Chat, live both ways; markup arrives as text.
+    bob.open_chat_with("alice")
+    alice.open_chat_with("bob")
+    hello = "hi bob, this is <b>not bold</b> & <i>fine</i>"
+    alice.send_message(hello)
+    expect(bob.page.locator("#messages .msg.theirs")).to_contain_text(hello, timeout=LIVE_TIMEOUT)
+    expect(bob.page.locator("#messages b, #messages i")).to_have_count(0)
+    expect(alice.page.locator("#messages b")).to_have_count(0)
+    bob.send_message("got it, alice")
+    expect(alice.page.locator("#messages .msg.theirs")).to_contain_text("got it, alice",
+                                                                        timeout=LIVE_TIMEOUT)
+    expect(bob.page.locator("#no-messages")).to_be_hidden()
+    alice.page.screenshot(path=tmp_path / "chat.png", full_page=True)
+    # Reloaded, the history shows both messages once, still escaped.
+    alice.page.reload()
+    expect(alice.page.locator("#messages .msg")).to_have_count(2)
+    expect(alice.page.locator("#messages b")).to_have_count(0)
+
+    # 4. Alice uploads a file for 7 days and gets its key, once.
+    original = bytes(range(256)) * 40 + "héllo ghost\n".encode()
+    upload = alice.page
+    alice.goto("/file/upload")
+    upload.get_by_label("Keep for (days)").fill("7")
+    upload.get_by_label("File", exact=True).set_input_files(
+        files=[{"name": "notes.bin", "mimeType": "application/octet-stream", "buffer": original}])
+    upload.get_by_role("button", name="Upload and encrypt").click()
+    expect(upload.get_by_role("heading", level=1)).to_have_text("File uploaded")
+    expect(upload.get_by_role("alert")).to_contain_text("cannot be recovered")
+    key_box = upload.get_by_label("Key for notes.bin")
+    expect(key_box).to_have_value(re.compile(r"^AGE-SECRET-KEY-1[0-9A-Z]+$"))
+    key = key_box.input_value()
+    expect(upload.get_by_role("button", name="Copy key")).to_be_visible()
+    expect(upload.locator(".facts")).to_contain_text("notes.bin")
+    upload.screenshot(path=tmp_path / "upload_done.png", full_page=True)
+
+    # 5. Alice shares it with bob; bob downloads it and decrypts it offline.
+    alice.goto("/files")
+    row = alice.page.locator("section", has_text="Your files").locator("tr", has_text="notes.bin")
+    row.get_by_label("Share with").fill("bob")
+    row.get_by_role("button", name="Share").click()
+    expect(alice.page.locator("section", has_text="Your files").locator("tr", has_text="notes.bin")
+           ).to_contain_text("bob")
+
+    bob.goto("/files")
+    shared = bob.page.locator("section", has_text="Shared with you").locator("tr", has_text="notes.bin")
+    expect(shared).to_contain_text("alice")
+    with bob.page.expect_download() as info:
+        shared.get_by_role("link", name="Download").click()
+    download = info.value
+    assert download.suggested_filename == "notes.bin.age"
+    blob = tmp_path / download.suggested_filename
+    download.save_as(blob)
+    encrypted = blob.read_bytes()
+    assert encrypted.startswith(b"age-encryption.org/v1\n")
+    assert original not in encrypted
+    identity = pyrage.x25519.Identity.from_str(key)
+    assert pyrage.decrypt(encrypted, [identity]) == original
+
+    keyfile, out = tmp_path / "key.txt", tmp_path / "notes.out"
+    keyfile.write_text(key + "\n")
+    done = subprocess.run(
+        [sys.executable, "-c", "from ghostcache.cli import main; main()", "decrypt",
+         "--key-file", str(keyfile), str(blob), str(out)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes() == original
+
+    # 6. No console errors or CSP violations anywhere along the way.
+    assert alice.errors == [] and bob.errors == []
+    alice.context.close()
+    bob.context.close()
+
+
+def test_every_page_loads_cleanly_with_labelled_inputs(browser, live_server):
+    alice = User(browser, live_server.url, "alice")
+    bob = User(browser, live_server.url, "bob")
+    problems: dict[str, list[str]] = {}
+
+    def check(path: str) -> None:
+        alice.goto(path)
+        alice.page.wait_for_load_state("load")
+        unlabelled = alice.page.evaluate(UNLABELLED_INPUTS)
+        if unlabelled:
+            problems[path] = unlabelled
+
+    for path in ["/", "/register", "/login", "/help"]:
+        check(path)
+    alice.register_and_login()
+    bob.register_and_login()
+    alice.goto("/connect")
+    alice.page.get_by_label("Username", exact=True).fill("bob")
+    alice.page.get_by_role("button", name="Send request").click()
+    bob.goto("/connections")
+    bob.page.get_by_role("button", name="Accept").click()
+    expect(bob.page.locator("section", has_text="Your connections")).to_contain_text("alice")
+    # A file so /files shows its share form too.
+    alice.goto("/file/upload")
+    alice.page.get_by_label("File", exact=True).set_input_files(
+        files=[{"name": "a.txt", "mimeType": "text/plain", "buffer": b"a"}])
+    alice.page.get_by_role("button", name="Upload and encrypt").click()
+    expect(alice.page.get_by_role("heading", level=1)).to_have_text("File uploaded")
+    if unlabelled := alice.page.evaluate(UNLABELLED_INPUTS):
+        problems["upload result"] = unlabelled
+    alice.open_chat_with("bob")
+    chat_path = alice.page.url.removeprefix(live_server.url)
+
+    for path in ["/", "/connections", "/connect", "/search?q=x", "/search?q=bo", "/files",
+                 "/file/upload", chat_path, "/help"]:
+        check(path)
+    assert problems == {}, problems
+    assert alice.errors == [] and bob.errors == []
+    alice.context.close()
+    bob.context.close()
