@@ -208,7 +208,7 @@ def test_delete_account_removes_everything_and_ends_the_session(app, runtime, ma
     assert ok(victim.post("/delete_account")) == {"deleted": True}
     assert_victim_gone_friend_intact(app, runtime, victim, friend, before, victim_blobs, friend_blobs)
     assert victim.get("/files").status_code == 401
-    assert victim.login(victim.username).status_code == 401
+    assert Session(app).login(victim.username).status_code == 401
 
 
 # ---- the destruction password ---------------------------------------------------

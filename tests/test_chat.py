@@ -143,6 +143,12 @@ def test_sending_without_an_accepted_connection_is_not_connected(alice, make_use
     assert error(response) == (403, "not_connected")
 
 
+@pytest.mark.parametrize("receiver", [2**63, 2**70, str(2**70)])
+def test_ids_beyond_the_database_range_are_not_connected_not_a_crash(alice, receiver):
+    response = alice.post("/chat/send", {"receiver_id": receiver, "message": "hi"})
+    assert error(response) == (403, "not_connected")
+
+
 def test_sending_to_a_denied_requester_is_not_connected(make_user):
     asker, denier = make_user(), make_user()
     conn = asker.post("/connect", {"username": denier.username}).get_json()
@@ -227,6 +233,12 @@ def test_history_limit_is_capped_at_two_hundred(alice, bob, bulk_send):
     assert [m["id"] for m in history(alice, bob, limit=500)["messages"]] == ids[-200:]
 
 
+def test_history_huge_limit_is_capped_and_huge_before_means_everything(alice, bob, bulk_send):
+    ids = bulk_send(alice, bob, 3)
+    assert [m["id"] for m in history(alice, bob, limit=10**20)["messages"]] == ids
+    assert [m["id"] for m in history(alice, bob, before=10**20)["messages"]] == ids
+
+
 @pytest.mark.parametrize("params", [
     {"before": "abc"}, {"limit": "-1"}, {"limit": "abc"}, {"before": "1.5"}, {"limit": "0"},
 ])
@@ -249,10 +261,10 @@ def test_history_after_poll_shows_delivered(alice, bob):
     assert [m["delivered"] for m in history(alice, bob)["messages"]] == [True]
 
 
-@pytest.mark.parametrize("target", ["stranger", "pending", "unknown", "self"])
+@pytest.mark.parametrize("target", ["stranger", "pending", "unknown", "huge", "self"])
 def test_history_without_an_accepted_connection_is_not_connected(alice, make_user, target):
-    if target == "unknown":
-        other_id = 99_999
+    if target in ("unknown", "huge"):
+        other_id = 99_999 if target == "unknown" else 2**70
     elif target == "self":
         other_id = alice.id
     else:

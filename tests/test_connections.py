@@ -27,6 +27,10 @@ def pending(a, b) -> dict:
     return response.get_json()
 
 
+def error_of(response) -> tuple[int, str]:
+    return response.status_code, response.get_json()["error"]
+
+
 def html_post(session, path: str, **form):
     """A browser form post (no JSON Accept), following the redirect."""
     return session.client.post(path, data={"csrf_token": session.token, **form},
@@ -191,8 +195,10 @@ def test_only_the_receiver_can_answer_others_get_not_found(alice, bob, make_user
 
 
 @pytest.mark.parametrize("action", ["accept", "deny"])
-def test_answering_an_unknown_request_is_not_found(alice, action):
-    assert alice.post(f"/connect/{action}/9999").status_code == 404
+@pytest.mark.parametrize("conn_id", [9999, 2**63, 2**70])
+def test_answering_an_unknown_request_is_not_found(alice, action, conn_id):
+    response = alice.post(f"/connect/{action}/{conn_id}")
+    assert error_of(response) == (404, "not_found")
 
 
 @pytest.mark.parametrize(("first", "second"), [

@@ -93,6 +93,8 @@ def test_empty_or_absent_query_gives_no_results(me, add_users, path):
     ("r%s", []),
     ("\\", []),
     ("t.o", ["dot.org"]),
+    ("\x00", []),
+    ("d\x00", []),
 ])
 def test_like_wildcards_are_matched_literally(me, add_users, query, expected):
     add_users("under_score", "plainname", "dot.org", "dashy-one")

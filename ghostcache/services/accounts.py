@@ -141,7 +141,7 @@ def delete_account(ctx: Context, user_id: int) -> bool:
 
 
 def session_user(ctx: Context, user_id: int):
-    """(id, username, session_version) of a live account, or None."""
+    """(id, username, session_version, last_login) of a live account, or None."""
     return ctx.db.execute(
-        select(User.id, User.username, User.session_version).where(User.id == user_id)
+        select(User.id, User.username, User.session_version, User.last_login).where(User.id == user_id)
     ).first()

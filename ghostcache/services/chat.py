@@ -13,6 +13,7 @@ from .views import iso, message_view, user_view
 
 MAX_MESSAGE = 10_000
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
+MAX_ID = 2**63 - 1  # the database's integer range: no row has a larger id
 
 
 def parse_receiver(raw: object, me: int) -> int:
@@ -31,8 +32,11 @@ def _positive_int(raw: object) -> int | None:
     if isinstance(raw, int):
         return raw if raw > 0 else None
     if isinstance(raw, str) and raw.strip().isascii() and raw.strip().isdigit():
-        value = int(raw.strip())
-        return value if 0 < value < 2**63 else None
+        try:
+            value = int(raw.strip())
+        except ValueError:  # more digits than Python converts
+            return None
+        return value if value > 0 else None
     return None
 
 
@@ -54,7 +58,7 @@ def send(ctx: Context, me: int, receiver_raw: object, text: object) -> dict:
         raise Invalid("missing_field", "The field 'message' is required.")
     if len(text) > MAX_MESSAGE:
         raise Invalid("message_too_long", f"Messages can have at most {MAX_MESSAGE:,} characters.")
-    conn = accepted_between(ctx, me, receiver_id)
+    conn = accepted_between(ctx, me, receiver_id) if receiver_id <= MAX_ID else None
     if conn is None:
         raise _not_connected()
     message = Message(
@@ -117,7 +121,10 @@ def history(ctx: Context, me: int, other_raw: object, before_raw: object, limit_
     other_id = _positive_int(other_raw)
     before = _optional_int(before_raw, "before")
     limit = min(_optional_int(limit_raw, "limit") or DEFAULT_LIMIT, MAX_LIMIT)
-    conn = accepted_between(ctx, me, other_id) if other_id and other_id != me else None
+    if before is not None and before > MAX_ID:
+        before = None  # older than an id beyond every row: all of them
+    known = other_id and other_id != me and other_id <= MAX_ID
+    conn = accepted_between(ctx, me, other_id) if known else None
     if conn is None:
         raise _not_connected()
     query = select(*_COLUMNS).where(Message.connection_id == conn.id)

@@ -22,6 +22,8 @@ def search(ctx: Context, me: int, query: str | None) -> dict:
     query = (query or "").strip()
     if not query:
         return {"query": "", "results": []}
+    if "\x00" in query:  # no name holds NUL, and SQLite's LIKE would stop reading there
+        return {"query": query, "results": []}
     users = ctx.db.scalars(
         select(User)
         .where(User.username_key.like(_like_pattern(query.lower()), escape="\\"))

@@ -27,7 +27,8 @@ def load_current_user() -> None:
         return
     ctx = context()
     row = accounts.session_user(ctx, uid)
-    if row is None or row.session_version != version:
+    # An inactive account is as good as deleted: an old session must not revive it.
+    if row is None or row.session_version != version or accounts.is_inactive(ctx, row):
         session.clear()
         return
     g.user = CurrentUser(id=row.id, username=row.username)
