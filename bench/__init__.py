@@ -1,0 +1,1 @@
+"""GhostCache benchmarks: `make bench` (python -m bench)."""
