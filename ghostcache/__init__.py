@@ -6,6 +6,7 @@ import logging
 from datetime import timedelta
 
 from flask import Flask, g
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .blobs import LocalBlobStore
 from .clock import Clock
@@ -28,7 +29,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     _configure(app, settings)
     app.extensions["ghostcache"] = _runtime(settings, clock or Clock())
     _init_extensions(app, settings)
-    _register_web(app)
+    _register_web(app, settings)
     return app
 
 
@@ -70,15 +71,22 @@ def _init_extensions(app: Flask, settings: Settings) -> None:
             configure_sqlite(db.engine)
 
 
-def _register_web(app: Flask) -> None:
+def _register_web(app: Flask, settings: Settings) -> None:
     from .web import auth, chat, connections, files, search
     from .web.errors import register_error_handlers
+    from .web.headers import init_headers
+    from .web.limits import init_limits
     from .web.session import load_current_user
 
+    if settings.trusted_proxies:
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
     for module in (auth, connections, chat, search, files):
         app.register_blueprint(module.bp)
     register_error_handlers(app)
     app.before_request(load_current_user)
+    init_limits(app, settings)  # after load_current_user: per-user limits need g.user
+    init_headers(app)
 
     @app.context_processor
     def _current_user() -> dict:

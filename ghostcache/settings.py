@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,6 +37,26 @@ def _switch(name: str, raw: str) -> bool:
     raise SettingsError(f"Setting {PREFIX}{name} has value {raw!r}. Expected on or off.")
 
 
+_LIMIT = re.compile(r"^\d+\s*(/|per)\s*\d*\s*(second|minute|hour|day)s?$")
+
+
+def _limits(name: str, raw: str) -> dict[str, str]:
+    """'login=5/minute,upload=10/hour' -> {"login": "5/minute", "upload": "10/hour"}."""
+    from .web.limits import POLICY
+
+    result = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        key, _, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if key not in POLICY or not _LIMIT.match(value):
+            raise SettingsError(
+                f"Setting {PREFIX}{name} has item {item!r}. Expected NAME=N/PERIOD with NAME "
+                f"one of {', '.join(POLICY)} and PERIOD second, minute, hour or day."
+            )
+        result[key] = value
+    return result
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob of a GhostCache deployment, with one-machine defaults."""
@@ -54,6 +75,7 @@ class Settings:
     purge_interval_seconds: int = 300
     stream_seconds: int = 300
     ratelimit: bool = True
+    ratelimits: dict[str, str] = field(default_factory=dict)  # name -> "10/minute" overrides
     redis_url: str = ""
     trusted_proxies: int = 0
     log_level: str = "INFO"
@@ -94,6 +116,7 @@ _READERS = {
     "PURGE_INTERVAL_SECONDS": ("purge_interval_seconds", lambda n, v: _int(n, v, 0, 86400)),
     "STREAM_SECONDS": ("stream_seconds", lambda n, v: _int(n, v, 1, 3600)),
     "RATELIMIT": ("ratelimit", _switch),
+    "RATELIMITS": ("ratelimits", lambda n, v: _limits(n, v)),
     "REDIS_URL": ("redis_url", lambda n, v: v),
     "TRUSTED_PROXIES": ("trusted_proxies", lambda n, v: _int(n, v, 0, 10)),
     "LOG_LEVEL": ("log_level", lambda n, v: v.upper()),

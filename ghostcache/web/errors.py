@@ -66,6 +66,7 @@ def handle_http_error(error: HTTPException):
         404: "That page does not exist.",
         405: "That method is not allowed here.",
         413: "The request is too large.",
+        429: "Too many requests. Please wait a little and try again.",
     }.get(status, error.description or "The request could not be handled.")
     if isinstance(error, RequestEntityTooLarge):
         message = f"Files can be at most {current_app.config['GHOSTCACHE_MAX_UPLOAD_MB']} MB."

@@ -1,0 +1,73 @@
+"""Rate limits, all in one table, applied by endpoint when the app is built.
+
+Counters live in memory by default (per process) or in Redis when
+GHOSTCACHE_REDIS_URL is set (shared by every process and machine); both
+count atomically. GHOSTCACHE_RATELIMIT=off switches every limit off.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, g, request
+from flask_limiter import Limiter
+
+from ..settings import Settings
+
+# name -> (default limit, endpoints it guards, what it counts by)
+POLICY: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "login": ("10/minute", ("auth.login",), "address+username"),
+    "login_address": ("60/minute", ("auth.login",), "address"),
+    "register": ("10/hour", ("auth.register",), "address"),
+    "connect": ("30/hour", ("connections.connect",), "user"),
+    "send": ("120/minute", ("chat.send", "chat.post"), "user"),
+    "upload": ("30/hour", ("files.upload",), "user"),
+}
+
+
+def client_address() -> str:
+    """The client's address (ProxyFix has already applied trusted X-Forwarded-For)."""
+    return request.remote_addr or "unknown"
+
+
+def _username() -> str:
+    try:
+        body = request.get_json(silent=True) if request.is_json else request.form
+        name = body.get("username") if isinstance(body, dict) or hasattr(body, "get") else ""
+    except Exception:  # a malformed body is the view's problem, not the limiter's
+        name = ""
+    return name.strip().lower()[:64] if isinstance(name, str) else ""
+
+
+def _user_or_address() -> str:
+    user = g.get("user")
+    return f"user:{user.id}" if user is not None else f"addr:{client_address()}"
+
+
+KEYS = {
+    "address": lambda: f"addr:{client_address()}",
+    "address+username": lambda: f"addr:{client_address()}|name:{_username()}",
+    "user": _user_or_address,
+}
+
+
+def init_limits(app: Flask, settings: Settings) -> Limiter:
+    """Create this app's limiter and attach every limit of POLICY to its endpoints.
+
+    Call after the before_request hook that sets g.user, so per-user keys work.
+    """
+    limiter = Limiter(
+        key_func=KEYS["address"],
+        app=app,
+        storage_uri=settings.redis_url or "memory://",
+        enabled=settings.ratelimit,
+        headers_enabled=True,
+        retry_after="delta-seconds",
+        strategy="moving-window",
+        key_prefix="ghostcache",
+    )
+    for name, (default, endpoints, counted_by) in POLICY.items():
+        value = settings.ratelimits.get(name, default)
+        shared = limiter.shared_limit(value, scope=name, key_func=KEYS[counted_by])
+        for endpoint in endpoints:  # the returned wrapper does the counting: keep it
+            app.view_functions[endpoint] = shared(app.view_functions[endpoint])
+    app.extensions["ghostcache_limiter"] = limiter
+    return limiter
