@@ -49,9 +49,10 @@ class Session:
             return self.client.post(path, headers=headers, **kw)
         return self.client.post(path, json=json, headers=headers, **kw)
 
-    def register(self, username: str, password: str = PASSWORD, d_pass: str = DPASS):
+    def register(self, username: str, password: str = PASSWORD, d_pass: str = DPASS, **kw):
         self.username = username
-        return self.post("/register", {"username": username, "password": password, "d_pass": d_pass})
+        body = {"username": username, "password": password, "d_pass": d_pass}
+        return self.post("/register", body, **kw)
 
     def login(self, username: str | None = None, password: str = PASSWORD):
         response = self.post("/login", {"username": username or self.username, "password": password})
