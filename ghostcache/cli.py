@@ -80,6 +80,9 @@ def decrypt(key: str | None, key_file: Path | None, blob: Path, out: Path) -> No
     except CryptoError as exc:
         partial.unlink(missing_ok=True)
         raise click.ClickException(str(exc)) from None
+    except BaseException:  # never leave half-decrypted plaintext behind
+        partial.unlink(missing_ok=True)
+        raise
     click.echo(f"decrypted into {out}")
 
 

@@ -156,6 +156,12 @@ def decrypt_stream(reader: BinaryIO, writer: BinaryIO, key: Secret) -> None:
         pyrage.decrypt_io(reader, writer, [identity])
     except pyrage.DecryptError:
         raise CryptoError("The file could not be decrypted with that key.") from None
+    except OSError as exc:
+        # pyrage reports a payload that fails authentication (truncated or altered
+        # blob) as a bare OSError("decryption error"); real I/O errors carry an errno.
+        if exc.errno is not None or "decrypt" not in str(exc):
+            raise
+        raise CryptoError("The file is damaged or incomplete: it failed its integrity check.") from None
 
 
 # ---- helpers ---------------------------------------------------------------

@@ -74,6 +74,8 @@ class Settings:
     inactivity_days: int = 30
     purge_interval_seconds: int = 300
     stream_seconds: int = 300
+    session_idle_hours: int = 168  # a week without a request ends a session
+    session_max_days: int = 30  # no session outlives this, active or not
     ratelimit: bool = True
     ratelimits: dict[str, str] = field(default_factory=dict)  # name -> "10/minute" overrides
     redis_url: str = ""
@@ -114,6 +116,8 @@ _READERS = {
     "MAX_UPLOAD_MB": ("max_upload_mb", lambda n, v: _int(n, v, 1, 10240)),
     "INACTIVITY_DAYS": ("inactivity_days", lambda n, v: _int(n, v, 1, 3650)),
     "PURGE_INTERVAL_SECONDS": ("purge_interval_seconds", lambda n, v: _int(n, v, 0, 86400)),
+    "SESSION_IDLE_HOURS": ("session_idle_hours", lambda n, v: _int(n, v, 1, 24 * 365)),
+    "SESSION_MAX_DAYS": ("session_max_days", lambda n, v: _int(n, v, 1, 365)),
     "STREAM_SECONDS": ("stream_seconds", lambda n, v: _int(n, v, 1, 3600)),
     "RATELIMIT": ("ratelimit", _switch),
     "RATELIMITS": ("ratelimits", lambda n, v: _limits(n, v)),

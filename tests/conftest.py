@@ -55,6 +55,8 @@ class Session:
         return self.post("/register", body, **kw)
 
     def login(self, username: str | None = None, password: str = PASSWORD):
+        # As a browser loading the login page: a fresh token, in case the session ended.
+        self.token = self.client.get("/csrf").get_json()["csrf_token"]
         response = self.post("/login", {"username": username or self.username, "password": password})
         if response.status_code == 200:
             body = response.get_json()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 PUBLIC = {"auth.index", "auth.help", "auth.csrf_token", "auth.register_form", "auth.register",
-          "auth.login_form", "auth.login", "auth.logout", "static"}
+          "auth.login_form", "auth.login", "auth.logout", "docs.openapi", "static"}
 
 # endpoint -> what a logged-in stranger gets when aiming at someone else's object
 STRANGER = {
@@ -22,7 +22,7 @@ STRANGER = {
     "chat.post": 403,
 }
 
-MEMBER_ONLY = {"auth.delete_account", "connections.connect_form", "connections.connect",
+MEMBER_ONLY = {"auth.delete_account", "auth.change_password", "connections.connect_form", "connections.connect",
                "connections.index", "chat.send", "chat.poll", "chat.stream", "search.search",
                "files.index", "files.upload_form", "files.upload"} | set(STRANGER)
 

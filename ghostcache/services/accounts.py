@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..crypto import new_fernet_key, wrap_user_key
@@ -128,6 +128,30 @@ def touch(ctx: Context, user_id: int) -> None:
     if user is not None and ctx.now() - user.last_login > timedelta(hours=1):
         user.last_login = ctx.now()
         ctx.db.commit()
+
+
+def end_all_sessions(ctx: Context, user_id: int) -> None:
+    """Invalidate every session of the user, on every device, at once."""
+    ctx.db.execute(
+        update(User).where(User.id == user_id).values(session_version=User.session_version + 1)
+    )
+    ctx.db.commit()
+
+
+def change_password(ctx: Context, user_id: int, current: str | None, new: str | None) -> User:
+    """Replace the login password after checking the current one; ends every session."""
+    new = _require(new, "new_password")
+    user = ctx.db.get(User, user_id)
+    current_ok = ctx.rt.passwords.verify(user.password_hash, current or "")
+    if not current_ok:
+        raise Unauthorized("invalid_credentials", "The current password is wrong.")
+    _check_password(new)
+    if ctx.rt.passwords.verify(user.dpass_hash, new):
+        raise Invalid("same_passwords", "The new password must differ from the destruction password.")
+    user.password_hash = ctx.rt.passwords.hash(new)
+    user.session_version += 1
+    ctx.db.commit()
+    return user
 
 
 def delete_account(ctx: Context, user_id: int) -> bool:

@@ -126,9 +126,12 @@ def record_upload(ctx: Context, me: int, blob: StoredBlob, filename: str | None,
         expiry=now + timedelta(days=days),
     )
     ctx.db.add(file)
-    ctx.db.commit()
+    ctx.db.flush()
+    # Build the answer before committing: a failure after the commit would delete
+    # the blob (incoming_blob) and leave a listed file that cannot be downloaded.
     view = file_view(file, ctx.db.get(User, me), shared_with=[])
     view["key"] = str(blob.key.reveal())
+    ctx.db.commit()
     return view
 
 

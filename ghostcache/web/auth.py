@@ -11,6 +11,7 @@ from flask import (
     Blueprint,
     after_this_request,
     current_app,
+    g,
     jsonify,
     redirect,
     render_template,
@@ -75,12 +76,13 @@ def login_form():
 @bp.post("/login")
 @on_error(template="login.html")
 def login():
-    outcome = accounts.login(context(), text_field("username"), text_field("password"))
+    ctx = context()
+    outcome = accounts.login(ctx, text_field("username"), text_field("password"))
     if outcome.destroy_user_id is not None:
         _destroy_after_response(outcome.destroy_user_id)
     if outcome.user is None:
         raise accounts.invalid_credentials()
-    start_session(outcome.user)
+    start_session(outcome.user, ctx.now().timestamp())
     body = user_view(outcome.user) | {"csrf_token": generate_csrf()}
     target = safe_next(text_field("next")) or url_for("auth.index")
     return respond(body, 200, html=lambda: redirect(target))
@@ -105,8 +107,21 @@ def _destroy_after_response(user_id: int) -> None:
 
 @bp.route("/logout", methods=["GET", "POST"])
 def logout():
+    if g.get("user") is not None:
+        accounts.end_all_sessions(context(), me())  # copies of the cookie die too
     end_session()
     return respond({"ok": True}, 200, html=lambda: back_to("auth.index", "You are logged out."))
+
+
+@bp.post("/password")
+@login_required
+@on_error(endpoint="auth.index")
+def change_password():
+    ctx = context()
+    user = accounts.change_password(ctx, me(), text_field("password"), text_field("new_password"))
+    start_session(user, ctx.now().timestamp())  # this device stays signed in; others do not
+    return respond({"ok": True, "csrf_token": generate_csrf()}, 200,
+                   html=lambda: back_to("auth.index", "Password changed. Other devices are signed out."))
 
 
 @bp.post("/delete_account")

@@ -4,8 +4,10 @@ arrives, so its plaintext never sits whole in memory or in a temporary file
 
 from __future__ import annotations
 
+import re
 from typing import BinaryIO
 
+from werkzeug.exceptions import ClientDisconnected
 from werkzeug.sansio.multipart import (
     Data,
     Epilogue,
@@ -26,13 +28,36 @@ def _malformed() -> Invalid:
     return Invalid("invalid_upload", "The upload was cut off or is not valid multipart form data.")
 
 
+class _Decoder(MultipartDecoder):
+    r"""Werkzeug's decoder, but a closing delimiter that has only partly arrived is
+    held back. Werkzeug (3.1.x, pallets/werkzeug#3285) sizes its look-behind window
+    with the opening delimiter, two bytes shorter than the closing one: when a read
+    ends inside "\r\n--BOUNDARY--" its CR is handed on as data, and the last part
+    (the file, or a field such as csrf_token) gains a stray trailing "\r"."""
+
+    def __init__(self, boundary: bytes, *args, **kwargs) -> None:
+        super().__init__(boundary, *args, **kwargs)
+        self._partial_close = re.compile(
+            rb"(?:\r\n|\n|\r)--" + re.escape(boundary) + rb"-{0,2}[^\S\n\r]*\r?\Z"
+        )
+
+    def _last_partial_boundary_index(self, data: bytes | bytearray) -> int:
+        index = super()._last_partial_boundary_index(data)
+        start = max(0, len(data) - len(self.boundary) - 72)  # delimiter + "--" + some blanks
+        tail = self._partial_close.search(data, start)
+        return min(index, tail.start()) if tail else index
+
+
 class MultipartStream:
     """Reads small fields into `fields` and exposes one file part as a reader."""
 
     def __init__(self, stream: BinaryIO, boundary: str) -> None:
         self._stream = stream
-        self._decoder = MultipartDecoder(boundary.encode("latin-1"), MAX_FIELD_BYTES,
-                                         max_parts=MAX_PARTS)
+        # The decoder's buffer can hold a held-back tail (a possible partial boundary)
+        # plus one whole read: sized for that, or a 64 KiB read after a tail is a 413.
+        # Fields are capped at MAX_FIELD_BYTES by _read_field.
+        self._decoder = _Decoder(boundary.encode("latin-1"), MAX_FIELD_BYTES + CHUNK,
+                                max_parts=MAX_PARTS)
         self.fields: dict[str, str] = {}
         self.filename: str | None = None
         self._buffer = b""
@@ -46,7 +71,7 @@ class MultipartStream:
                     return event
                 chunk = self._stream.read(CHUNK)
                 self._decoder.receive_data(chunk or None)
-        except ValueError:
+        except (ValueError, ClientDisconnected):  # malformed, or the body ended early
             raise _malformed() from None
 
     def _read_field(self, name: str) -> None:

@@ -10,7 +10,7 @@ from flask import g, redirect, request, session, url_for
 
 from ..services import accounts
 from ..services.errors import Unauthorized
-from .runtime import context
+from .runtime import context, runtime
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,9 @@ def load_current_user() -> None:
     ctx = context()
     row = accounts.session_user(ctx, uid)
     # An inactive account is as good as deleted: an old session must not revive it.
-    if row is None or row.session_version != version or accounts.is_inactive(ctx, row):
+    if (row is None or row.session_version != version or accounts.is_inactive(ctx, row)
+            or _expired(ctx.now().timestamp())):
+        ctx.db.commit()
         session.clear()
         return
     g.user = CurrentUser(id=row.id, username=row.username)
@@ -36,12 +38,26 @@ def load_current_user() -> None:
     ctx.db.commit()  # release the database before the view runs
 
 
-def start_session(user) -> None:
+def _expired(now: float) -> bool:
+    """Idle and absolute session lifetimes; refreshes the last-seen mark once a minute."""
+    settings = runtime().settings
+    started, seen = session.get("t0", 0), session.get("seen", 0)
+    if now - started > settings.session_max_days * 86400:
+        return True
+    if now - seen > settings.session_idle_hours * 3600:
+        return True
+    if now - seen > 60:
+        session["seen"] = int(now)
+    return False
+
+
+def start_session(user, now: float) -> None:
     """A fresh session for a fresh login (the old one, and its CSRF token, are dropped)."""
     session.clear()
     session.permanent = True
     session["uid"] = user.id
     session["sv"] = user.session_version
+    session["t0"] = session["seen"] = int(now)
 
 
 def end_session() -> None:
