@@ -94,3 +94,73 @@ def _read_key(key: str | None, key_file: Path | None) -> str:
     if key:
         return key.strip()
     raise click.UsageError("Give the key with --key KEY, --key -, or --key-file FILE.")
+
+
+@main.command("rotate-master-key")
+@click.option("--retire-old", is_flag=True,
+              help="After a rotation: check every user key opens with the new key, then "
+                   "remove the old key(s).")
+def rotate_master_key(retire_old: bool) -> None:
+    """Re-wrap every user key under a new master key (resumable if interrupted)."""
+    from .extensions import db
+    from .services.context import Context
+
+    app = _app()
+    with app.app_context():
+        ctx = Context(db=db.session, rt=app.extensions["ghostcache"])
+        if retire_old:
+            _retire_old_master_keys(ctx)
+        else:
+            _rotate(ctx)
+
+
+def _rotate(ctx) -> None:
+    from .crypto import new_fernet_key
+    from .keyfiles import master_key_path, read_master_keys, write_master_keys
+    from .services.keys import rewrap_user_keys
+
+    settings = ctx.rt.settings
+    if settings.master_key is not None and ctx.rt.keyring.size == 1:
+        raise click.ClickException(
+            "GHOSTCACHE_MASTER_KEY holds one key. Put a new key in front of it "
+            "(GHOSTCACHE_MASTER_KEY=NEW,OLD; `ghostcache new-master-key` makes one), restart "
+            "the servers, then run this again."
+        )
+    if settings.master_key is None:
+        path = master_key_path(settings)
+        keys = read_master_keys(path)
+        if len(keys) == 1:  # a rotation already begun keeps its new key: resume it
+            write_master_keys(path, [new_fernet_key(), *keys])
+            click.echo("added a new master key in front of the old one")
+    count = rewrap_user_keys(ctx, after_batch=lambda n: click.echo(f"re-wrapped {n} user keys"))
+    click.echo(f"all {count} user keys are wrapped by the new master key; the old one still "
+               "opens them until you run `ghostcache rotate-master-key --retire-old`")
+
+
+def _retire_old_master_keys(ctx) -> None:
+    from .keyfiles import master_key_path, read_master_keys, write_master_keys
+    from .services.keys import keys_not_under_primary
+
+    behind = keys_not_under_primary(ctx)
+    if behind:
+        raise click.ClickException(
+            f"{behind} user keys still need an old master key. Run "
+            "`ghostcache rotate-master-key` again first; nothing was retired."
+        )
+    settings = ctx.rt.settings
+    if settings.master_key is not None:
+        click.echo("every user key opens with the first key of GHOSTCACHE_MASTER_KEY: remove "
+                   "the others from it and restart the servers")
+        return
+    path = master_key_path(settings)
+    keys = read_master_keys(path)
+    write_master_keys(path, keys[:1])
+    click.echo(f"retired {len(keys) - 1} old master key(s)")
+
+
+@main.command("new-master-key")
+def new_master_key() -> None:
+    """Print a fresh master key (for GHOSTCACHE_MASTER_KEY)."""
+    from .crypto import new_fernet_key
+
+    click.echo(new_fernet_key().reveal().decode())

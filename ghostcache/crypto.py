@@ -68,9 +68,18 @@ class MasterKeyring:
             raise ValueError("a master keyring needs at least one key")
         try:
             self._fernet = MultiFernet([Fernet(k.reveal()) for k in keys])
+            self._primary = Fernet(keys[0].reveal())
         except (ValueError, TypeError):
             raise CryptoError("A master key is not a valid Fernet key.") from None
         self.size = len(keys)
+
+    def opens_with_primary(self, wrapped: str) -> bool:
+        """True when the primary key alone opens it (safe to retire the others)."""
+        try:
+            self._primary.decrypt(wrapped.encode())
+            return True
+        except InvalidToken:
+            return False
 
     def wrap(self, key: Secret) -> str:
         return self._fernet.encrypt(_as_bytes(key.reveal())).decode()

@@ -6,7 +6,7 @@ import os
 import secrets
 from pathlib import Path
 
-from .crypto import MasterKeyring, new_fernet_key
+from .crypto import CryptoError, MasterKeyring, new_fernet_key
 from .secrets import Secret
 from .settings import Settings
 
@@ -36,14 +36,76 @@ def master_key_path(settings: Settings) -> Path:
     return settings.data_dir / "master.key"
 
 
-def load_master_keyring(settings: Settings) -> MasterKeyring:
-    """Keys from GHOSTCACHE_MASTER_KEY (comma-separated) or data_dir/master.key (one a line)."""
+def _parse_keys(raw: str) -> list[Secret]:
+    return [Secret(line.strip().encode()) for line in raw.replace(",", "\n").splitlines()
+            if line.strip()]
+
+
+def load_master_keyring(settings: Settings) -> MasterKeyring | KeyFileRing:
+    """Keys from GHOSTCACHE_MASTER_KEY (comma-separated) or data_dir/master.key (one a line);
+    the first key wraps, every key unwraps."""
     if settings.master_key is not None:
-        raw = str(settings.master_key.reveal()).replace(",", "\n")
-    else:
-        raw = _read_or_create(master_key_path(settings), lambda: new_fernet_key().reveal().decode())
-    keys = [Secret(line.strip().encode()) for line in raw.splitlines() if line.strip()]
-    return MasterKeyring(keys)
+        return MasterKeyring(_parse_keys(str(settings.master_key.reveal())))
+    path = master_key_path(settings)
+    _read_or_create(path, lambda: new_fernet_key().reveal().decode())
+    return KeyFileRing(path)
+
+
+class KeyFileRing:
+    """A master keyring that follows its key file, so running servers pick up a
+    rotation (a new primary key, or retired old keys) without a restart."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._load()
+
+    def _load(self) -> None:
+        self._stamp = self._file_stamp()
+        self._ring = MasterKeyring(_parse_keys(self.path.read_text()))
+
+    def _file_stamp(self) -> tuple[int, int]:
+        stat = self.path.stat()
+        return stat.st_mtime_ns, stat.st_ino
+
+    def refresh(self) -> MasterKeyring:
+        """The keyring as the file holds it now (one stat call when unchanged)."""
+        if self._file_stamp() != self._stamp:
+            self._load()
+        return self._ring
+
+    @property
+    def size(self) -> int:
+        return self.refresh().size
+
+    def wrap(self, key: Secret) -> str:
+        return self.refresh().wrap(key)
+
+    def unwrap(self, wrapped: str) -> Secret:
+        try:
+            return self._ring.unwrap(wrapped)
+        except CryptoError:  # maybe wrapped under a key this process has not loaded yet
+            return self.refresh().unwrap(wrapped)
+
+    def rewrap(self, wrapped: str) -> str:
+        return self.refresh().rewrap(wrapped)
+
+    def opens_with_primary(self, wrapped: str) -> bool:
+        return self.refresh().opens_with_primary(wrapped)
+
+
+def write_master_keys(path: Path, keys: list[Secret]) -> None:
+    """Replace the key file atomically (mode 0600): readers see the old or the new, never half."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write("".join(f"{k.reveal().decode()}\n" for k in keys))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def read_master_keys(path: Path) -> list[Secret]:
+    return _parse_keys(path.read_text())
 
 
 def load_secret_key(settings: Settings) -> Secret:
