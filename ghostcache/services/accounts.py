@@ -7,13 +7,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
 
 from ..crypto import new_fernet_key, wrap_user_key
 from ..models import File, User
 from .context import Context
 from .errors import Conflict, Invalid, Unauthorized
-from .users import find_by_name
+from .users import add_unique, find_by_name
 
 USERNAME = re.compile(r"^[A-Za-z0-9_.\-]{3,32}$")
 MIN_PASSWORD, MAX_PASSWORD = 8, 1024
@@ -72,12 +71,7 @@ def register(ctx: Context, username: str | None, password: str | None, d_pass: s
         last_login=now,
         session_version=1,
     )
-    ctx.db.add(user)
-    try:
-        ctx.db.commit()
-    except IntegrityError:  # a racing registration took the name first
-        ctx.db.rollback()
-        raise _taken() from None
+    add_unique(ctx, user, _taken())  # a racing registration may take the name first
     return user
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.exc import IntegrityError
 
 from ..crypto import encrypt_for_user, generate_rsa_keypair, new_chat_key, unwrap_user_key
 from ..models import Blacklist, Connection, Contact, User
 from .context import Context
-from .errors import Conflict, Forbidden, Invalid, not_found
-from .users import blocked_either_way, require_by_name
+from .errors import Conflict, Invalid, not_found
+from .users import add_unique, require_peer
 from .views import connection_view
 
 PENDING, ACCEPTED, DENIED = "pending", "accepted", "denied"
@@ -17,13 +16,11 @@ PENDING, ACCEPTED, DENIED = "pending", "accepted", "denied"
 
 def request_connection(ctx: Context, me: int, username: str | None) -> dict:
     """Send a contact request to `username`."""
-    if not username:
-        raise Invalid("missing_field", "The field 'username' is required.")
-    target = require_by_name(ctx, username)
-    if target.id == me:
-        raise Invalid("cannot_connect_to_self", "You cannot send a request to yourself.")
-    if blocked_either_way(ctx, me, target.id):
-        raise Forbidden("blocked", "You cannot connect with this user.")
+    target = require_peer(
+        ctx, me, username,
+        Invalid("cannot_connect_to_self", "You cannot send a request to yourself."),
+        "You cannot connect with this user.",
+    )
     if _between(ctx, me, target.id) is not None:
         raise _already()
     conn = Connection(
@@ -34,12 +31,7 @@ def request_connection(ctx: Context, me: int, username: str | None) -> dict:
         status=PENDING,
         created_at=ctx.now(),
     )
-    ctx.db.add(conn)
-    try:
-        ctx.db.commit()
-    except IntegrityError:  # both sides asked at the same moment
-        ctx.db.rollback()
-        raise _already() from None
+    add_unique(ctx, conn, _already())  # both sides may ask at the same moment
     return connection_view(conn, target)
 
 

@@ -12,15 +12,14 @@ from typing import BinaryIO
 
 import pyrage
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 
 from ..blobs import new_blob_name
 from ..crypto import encrypt_stream, new_file_identity
 from ..models import File, FileAccess, User
 from ..secrets import Secret
 from .context import Context
-from .errors import Conflict, Forbidden, Gone, Invalid, TooLarge, not_found
-from .users import blocked_either_way, require_by_name
+from .errors import Conflict, Gone, Invalid, TooLarge, not_found
+from .users import add_unique, require_peer
 from .views import file_view, user_view
 
 DEFAULT_EXPIRY_DAYS = MAX_EXPIRY_DAYS = 365
@@ -213,21 +212,15 @@ def delete_file(ctx: Context, me: int, file_id: int) -> None:
 def share(ctx: Context, me: int, file_id: int, username: str | None) -> dict:
     """Grant another user the right to download a file I own."""
     file = _visible_file(ctx, me, file_id, owner_only=True)
-    if not username:
-        raise Invalid("missing_field", "The field 'username' is required.")
-    target = require_by_name(ctx, username)
-    if target.id == me:
-        raise Invalid("cannot_share_with_self", "You already have this file.")
-    if blocked_either_way(ctx, me, target.id):
-        raise Forbidden("blocked", "You cannot share with this user.")
+    target = require_peer(
+        ctx, me, username,
+        Invalid("cannot_share_with_self", "You already have this file."),
+        "You cannot share with this user.",
+    )
     if _granted(ctx, file.id, target.id):
         raise _already_shared()
-    ctx.db.add(FileAccess(file_id=file.id, user_id=target.id, granted_at=ctx.now()))
-    try:
-        ctx.db.commit()
-    except IntegrityError:
-        ctx.db.rollback()
-        raise _already_shared() from None
+    grant = FileAccess(file_id=file.id, user_id=target.id, granted_at=ctx.now())
+    add_unique(ctx, grant, _already_shared())
     return {"file_id": file.id, "user": user_view(target)}
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 
 from ..models import Blacklist, User
 from .context import Context
-from .errors import NotFound
+from .errors import DomainError, Forbidden, Invalid, NotFound
 
 
 def find_by_name(ctx: Context, username: str) -> User | None:
@@ -20,6 +21,30 @@ def require_by_name(ctx: Context, username: str) -> User:
     if user is None:
         raise NotFound("user_not_found", "No user has that name.")
     return user
+
+
+def require_peer(ctx: Context, me: int, username: str | None, self_error: Invalid,
+                 blocked_message: str) -> User:
+    """The other user of a social action (connect, share): named, existing, not me,
+    and not blocked either way."""
+    if not username:
+        raise Invalid("missing_field", "The field 'username' is required.")
+    target = require_by_name(ctx, username)
+    if target.id == me:
+        raise self_error
+    if blocked_either_way(ctx, me, target.id):
+        raise Forbidden("blocked", blocked_message)
+    return target
+
+
+def add_unique(ctx: Context, row: object, conflict: DomainError) -> None:
+    """Insert and commit; a unique constraint lost to a racing request becomes `conflict`."""
+    ctx.db.add(row)
+    try:
+        ctx.db.commit()
+    except IntegrityError:
+        ctx.db.rollback()
+        raise conflict from None
 
 
 def get_user(ctx: Context, user_id: int) -> User | None:
