@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 
 from ..crypto import encrypt_for_user, generate_rsa_keypair, new_chat_key, unwrap_user_key
-from ..models import Blacklist, Connection, Contact, User
+from ..models import Blacklist, Connection, Contact, File, FileAccess, User
 from .context import Context
 from .errors import Conflict, Invalid, not_found
 from .users import add_unique, require_peer
@@ -143,9 +143,20 @@ def deny(ctx: Context, me: int, conn_id: int) -> dict:
         raise _not_pending()
     if not _blocks(ctx, me, conn.sender_id):
         ctx.db.add(Blacklist(blocker_id=me, blocked_id=conn.sender_id, created_at=ctx.now()))
+    _revoke_shares_between(ctx, me, conn.sender_id)
     ctx.db.commit()
     ctx.db.refresh(conn)
     return connection_view(conn, ctx.db.get(User, conn.sender_id))
+
+
+def _revoke_shares_between(ctx: Context, a: int, b: int) -> None:
+    """A block also takes back file shares given earlier, in both directions."""
+    owned_by = {a: select(File.id).where(File.owner_id == a),
+                b: select(File.id).where(File.owner_id == b)}
+    ctx.db.execute(delete(FileAccess).where(or_(
+        (FileAccess.user_id == b) & FileAccess.file_id.in_(owned_by[a]),
+        (FileAccess.user_id == a) & FileAccess.file_id.in_(owned_by[b]),
+    )))
 
 
 def _blocks(ctx: Context, blocker: int, blocked: int) -> bool:
