@@ -18,8 +18,6 @@ from .keyfiles import load_master_keyring, load_secret_key
 from .services.context import Runtime
 from .settings import Settings, load_settings
 
-SESSION_DAYS = 30
-
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Flask:
     """Build a GhostCache app: settings, then extensions, then blueprints."""
@@ -45,7 +43,7 @@ def _configure(app: Flask, settings: Settings) -> None:
         WTF_CSRF_SSL_STRICT=True,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        PERMANENT_SESSION_LIFETIME=timedelta(days=SESSION_DAYS),
+        PERMANENT_SESSION_LIFETIME=timedelta(days=settings.session_max_days),
     )
     app.json.sort_keys = False  # keep the contract's field order
     logging.getLogger("ghostcache").setLevel(settings.log_level)
@@ -72,7 +70,7 @@ def _init_extensions(app: Flask, settings: Settings) -> None:
 
 
 def _register_web(app: Flask, settings: Settings) -> None:
-    from .web import auth, chat, connections, files, search
+    from .web import auth, chat, connections, docs, files, search
     from .web.errors import register_error_handlers
     from .web.headers import init_headers
     from .web.limits import init_limits
@@ -81,7 +79,7 @@ def _register_web(app: Flask, settings: Settings) -> None:
     if settings.trusted_proxies:
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
-    for module in (auth, connections, chat, search, files):
+    for module in (auth, connections, chat, search, files, docs):
         app.register_blueprint(module.bp)
     register_error_handlers(app)
     app.before_request(load_current_user)

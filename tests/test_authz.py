@@ -22,7 +22,8 @@ STRANGER = {
     "chat.post": 403,
 }
 
-MEMBER_ONLY = {"auth.delete_account", "auth.change_password", "connections.connect_form", "connections.connect",
+MEMBER_ONLY = {"auth.delete_account", "auth.change_password",
+               "connections.connect_form", "connections.connect",
                "connections.index", "chat.send", "chat.poll", "chat.stream", "search.search",
                "files.index", "files.upload_form", "files.upload"} | set(STRANGER)
 

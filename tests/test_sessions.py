@@ -118,3 +118,29 @@ def test_lifetimes_are_settings(settings, clock):
     user.login("shortlived")
     clock.advance(minutes=61)
     assert user.client.get("/files", headers=JSON).status_code == 401
+
+
+def test_a_cookie_of_a_deleted_account_never_fits_a_new_account(app, make_user):
+    """SQLite may hand a deleted account's id to the next registration."""
+    make_user()
+    doomed = make_user()
+    leftover = _second_device(app, doomed)
+    doomed.post("/delete_account")
+    newcomer = make_user()
+    assert newcomer.id == doomed.id  # the id really was reused here
+    assert not _signed_in(leftover)
+
+
+def test_an_open_chat_stream_ends_when_the_user_logs_out_elsewhere(app, make_user):
+    from ghostcache.extensions import db
+    from ghostcache.models import User
+    from ghostcache.web.chat import _events
+
+    user = make_user()
+    with app.app_context():
+        version = db.session.get(User, user.id).session_version
+    stream = _events(app, user.id, version, None)
+    assert next(stream).startswith("retry:")
+    user.post("/logout")
+    with pytest.raises(StopIteration):
+        next(stream)

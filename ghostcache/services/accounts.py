@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -69,7 +70,9 @@ def register(ctx: Context, username: str | None, password: str | None, d_pass: s
         keys_database_key=wrap_user_key(ctx.rt.keyring, new_fernet_key()),
         created_at=now,
         last_login=now,
-        session_version=1,
+        # Random, not 1: a database may give a new account the id of a deleted one,
+        # and a cookie left over from that account must not fit the new one.
+        session_version=secrets.randbelow(2**31) + 1,
     )
     add_unique(ctx, user, _taken())  # a racing registration may take the name first
     return user

@@ -7,13 +7,12 @@ from sqlalchemy import select, update
 from ..crypto import decrypt_for_user, decrypt_message, encrypt_message, unwrap_user_key
 from ..models import Connection, Message, User
 from .connections import accepted_between
-from .context import Context
+from .context import MAX_ID, Context
 from .errors import Forbidden, Invalid
 from .views import iso, message_view, user_view
 
 MAX_MESSAGE = 10_000
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
-MAX_ID = 2**63 - 1  # the database's integer range: no row has a larger id
 
 
 def parse_receiver(raw: object, me: int) -> int:

@@ -13,6 +13,8 @@ from ..crypto import MasterKeyring, PasswordHashing
 from ..events import Broker
 from ..settings import Settings
 
+MAX_ID = 2**63 - 1  # the databases' integer range: no row has a larger id
+
 
 @dataclass
 class Runtime:
@@ -35,3 +37,7 @@ class Context:
 
     def now(self) -> datetime:
         return self.rt.clock.now()
+
+    def get(self, model: type, row_id: int):
+        """The row with this id, or None (also for ids no database column can hold)."""
+        return self.db.get(model, row_id) if 0 < row_id <= MAX_ID else None

@@ -136,7 +136,7 @@ def record_upload(ctx: Context, me: int, blob: StoredBlob, filename: str | None,
 
 def _visible_file(ctx: Context, me: int, file_id: int, owner_only: bool) -> File:
     """The file if `me` may see it (404 otherwise); 410 when it has expired."""
-    file = ctx.db.get(File, file_id)
+    file = ctx.get(File, file_id)
     allowed = file is not None and (file.owner_id == me or (not owner_only and _granted(ctx, file.id, me)))
     if not allowed:
         raise not_found("That file")
@@ -200,7 +200,7 @@ def open_download(ctx: Context, me: int, file_id: int) -> tuple[str, BinaryIO]:
 
 def delete_file(ctx: Context, me: int, file_id: int) -> None:
     """Delete a file I own: the row first, then its blob."""
-    file = ctx.db.get(File, file_id)
+    file = ctx.get(File, file_id)
     if file is None or file.owner_id != me:
         raise not_found("That file")
     stored = file.stored_name

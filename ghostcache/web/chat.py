@@ -5,7 +5,16 @@ from __future__ import annotations
 import json
 import time
 
-from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 
 from ..services import accounts, chat
 from .errors import on_error
@@ -62,7 +71,7 @@ def post(other_id: int):
 @login_required
 def stream():
     after = _last_event_id()
-    events = _events(current_app._get_current_object(), me(), after)
+    events = _events(current_app._get_current_object(), me(), session["sv"], after)
     return Response(events, mimetype="text/event-stream",
                     headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
@@ -72,7 +81,7 @@ def _last_event_id() -> int | None:
     return int(raw) if raw and raw.isascii() and raw.isdigit() and len(raw) < 19 else None
 
 
-def _events(app, user_id: int, after: int | None):
+def _events(app, user_id: int, version: int, after: int | None):
     """Yield SSE frames until the stream's lifetime ends (the browser reconnects)."""
     rt = app.extensions["ghostcache"]
     yield "retry: 3000\n: connected\n\n"  # an early byte so proxies do not buffer
@@ -82,7 +91,7 @@ def _events(app, user_id: int, after: int | None):
     replay_after = after
     while time.monotonic() < deadline:
         with app.app_context():
-            if not _session_alive(user_id):
+            if not _session_alive(user_id, version):
                 return
             batch = chat.stream_batch(context(), user_id, replay_after)
         replay_after = None
@@ -94,5 +103,7 @@ def _events(app, user_id: int, after: int | None):
         seen = rt.broker.wait(user_id, seen, timeout=min(RECHECK_SECONDS, PING_SECONDS))
 
 
-def _session_alive(user_id: int) -> bool:
-    return accounts.session_user(context(), user_id) is not None
+def _session_alive(user_id: int, version: int) -> bool:
+    """The stream ends with its session: logout or a password change elsewhere stops it."""
+    row = accounts.session_user(context(), user_id)
+    return row is not None and row.session_version == version

@@ -1,0 +1,375 @@
+"""GhostCache's HTTP face as an OpenAPI 3.1 document, built as plain Python data.
+
+docs/API.md is the contract; this module restates it in machine-readable form
+and is served at GET /openapi.json. Every route of the app has an entry here
+(tests/test_openapi.py checks that against the URL map), JSON routes with their
+inputs, answers and error codes, pages with their real content types.
+"""
+
+from __future__ import annotations
+
+import copy
+from importlib.metadata import PackageNotFoundError, version
+
+JSON, HTML, FORM_DATA = "application/json", "text/html", "multipart/form-data"
+USERNAME_PATTERN = r"^[A-Za-z0-9_.\-]{3,32}$"
+# ISO 8601 in UTC with an explicit offset, e.g. 2026-11-28T12:00:00+00:00
+TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
+
+DESCRIPTION = """\
+The JSON face of GhostCache (docs/API.md is the contract this restates).
+
+A request gets JSON when its body is JSON (`Content-Type: application/json`) or
+its `Accept` header prefers `application/json` over `text/html`; otherwise the
+same route serves a browser (HTML page, or a flashed message and a redirect).
+Send `Accept: application/json` on every call of the JSON face.
+
+Log in with `POST /login` (the session cookie `session` is set). Every POST
+carries the session's CSRF token in `X-CSRFToken`: `GET /csrf` gives one for a
+new session, and `POST /login` returns a fresh one in `csrf_token`.
+Errors are `{"error": "<code>", "message": "<sentence>"}`; a 500 is always a bug.
+"""
+
+# --- small builders ---------------------------------------------------------
+
+
+def ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def obj(required: dict, optional: dict | None = None) -> dict:
+    """A closed object: these fields, no others."""
+    return {"type": "object", "properties": {**required, **(optional or {})},
+            "required": list(required), "additionalProperties": False}
+
+
+def array(items: dict, **extra) -> dict:
+    return {"type": "array", "items": items, **extra}
+
+
+def const(value) -> dict:
+    return {"const": value}
+
+
+def string(**extra) -> dict:
+    return {"type": "string", **extra}
+
+
+ID = {"type": "integer", "minimum": 1}
+INT = {"type": "integer"}
+BOOL = {"type": "boolean"}
+TEXT = string()
+PAGE = string(description="An HTML page.")
+
+
+def content(schema: dict, media_type: str = JSON) -> dict:
+    return {media_type: {"schema": schema}}
+
+
+def answer(description: str, schema: dict, media_type: str = JSON, **extra) -> dict:
+    return {"description": description, "content": content(schema, media_type), **extra}
+
+
+def error_answer(status: int, codes: tuple[str, ...]) -> dict:
+    """An Error whose `error` is one of `codes`."""
+    schema = {"allOf": [ref("Error"), {"properties": {"error": {"enum": sorted(set(codes))}}}]}
+    extra = {}
+    if status == 429:
+        extra["headers"] = {"Retry-After": {"description": "Seconds to wait.", "required": True,
+                                            "schema": {"type": "integer", "minimum": 0}}}
+    return answer(f"Error: {', '.join(sorted(set(codes)))}", schema, **extra)
+
+
+def json_body(required: dict, optional: dict | None = None) -> dict:
+    return {"required": True, "content": content(obj(required, optional) | {"additionalProperties": True})}
+
+
+def path_param(name: str, description: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "description": description, "schema": ID}
+
+
+def query_param(name: str, schema: dict, description: str) -> dict:
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
+def operation(op_id: str, summary: str, responses: dict, *, errors: dict | None = None,
+              login: bool = True, limited: bool = False, body: dict | None = None,
+              params: tuple = (), links: dict | None = None, tag: str = "accounts",
+              method: str = "get") -> dict:
+    """One operation. Adds the errors every route of its kind has: 401 login_required for
+    member routes, 400 csrf_failed for POSTs (invalid_json with a JSON body), 404 for an
+    id in the path that is not a whole number, 429 rate_limited where a limit applies."""
+    errors = {status: tuple(codes) for status, codes in (errors or {}).items()}
+
+    def add(status: int, *codes: str) -> None:
+        errors[status] = errors.get(status, ()) + codes
+
+    if login:
+        add(401, "login_required")
+    if method == "post":
+        add(400, "csrf_failed")
+        if body and JSON in body["content"]:
+            add(400, "invalid_json")
+    if any(p["in"] == "path" for p in params):
+        add(404, "not_found")
+    if limited:
+        add(429, "rate_limited")
+    security = [{"session": [], "csrf": []}] if method == "post" else [{"session": []}] if login else []
+    op = {"operationId": op_id, "summary": summary, "tags": [tag], "security": security,
+          "responses": {str(s): r for s, r in responses.items()}
+          | {str(s): error_answer(s, codes) for s, codes in sorted(errors.items())}}
+    if params:
+        op["parameters"] = list(params)
+    if body:
+        op["requestBody"] = body
+    if links:
+        op["responses"][str(next(iter(responses)))]["links"] = links
+    return op
+
+
+def html_page(op_id: str, summary: str, *, login: bool = False, params: tuple = (),
+              tag: str = "pages") -> dict:
+    return operation(op_id, summary, {200: answer("The page.", PAGE, HTML)}, login=login,
+                     params=params, tag=tag)
+
+
+def file_link(op_id: str) -> dict:
+    return {"operationId": op_id, "parameters": {"file_id": "$response.body#/id"}}
+
+
+# --- the contract's objects -------------------------------------------------
+
+TIMESTAMP = string(format="date-time", pattern=TIMESTAMP_PATTERN)
+USER_FIELDS = {"id": ID, "username": string(pattern=USERNAME_PATTERN)}
+MESSAGE_FIELDS = {"id": ID, "sender_id": ID, "sender": string(pattern=USERNAME_PATTERN),
+                  "receiver_id": ID, "message": TEXT, "timestamp": ref("Timestamp")}
+FILE_FIELDS = {"id": ID, "filename": string(minLength=1, maxLength=255),
+               "size": {"type": "integer", "minimum": 0}, "created_at": ref("Timestamp"),
+               "expiry": ref("Timestamp"), "owner": ref("User")}
+OWNED_FILE_FIELDS = FILE_FIELDS | {"shared_with": array(ref("User"))}
+CONNECTION_LIST = array(ref("Connection"))
+
+SCHEMAS = {
+    "Timestamp": TIMESTAMP,
+    "User": obj(USER_FIELDS),
+    "Connection": obj({"id": ID, "status": {"enum": ["pending", "accepted", "denied"]},
+                       "created_at": ref("Timestamp"), "user": ref("User")}),
+    "Message": obj(MESSAGE_FIELDS),
+    "HistoryMessage": obj(MESSAGE_FIELDS | {"delivered": BOOL}),
+    "File": obj(FILE_FIELDS),
+    "OwnedFile": obj(OWNED_FILE_FIELDS),
+    "UploadedFile": obj(OWNED_FILE_FIELDS | {"key": string(pattern=r"^AGE-SECRET-KEY-1[0-9A-Z]+$")}),
+    "Error": obj({"error": string(pattern=r"^[a-z_]+$"), "message": string(minLength=1)}),
+    "LoggedIn": obj(USER_FIELDS | {"csrf_token": string(minLength=1)}),
+    "CsrfToken": obj({"csrf_token": string(minLength=1)}),
+    "Connections": obj({"sent": CONNECTION_LIST, "received": CONNECTION_LIST,
+                        "accepted": CONNECTION_LIST}),
+    "Queued": obj({"status": const("queued"), "id": ID, "timestamp": ref("Timestamp")}),
+    "History": obj({"with": ref("User"), "messages": array(ref("HistoryMessage"))}),
+    "SearchResults": obj({"query": TEXT, "results": array(ref("User"), maxItems=50)}),
+    "Files": obj({"owned": array(ref("OwnedFile")), "shared": array(ref("File"))}),
+    "Grant": obj({"file_id": ID, "user": ref("User")}),
+    "Deleted": obj({"deleted": const(True)}),
+    "LoggedOut": obj({"ok": const(True)}),
+    "PasswordChanged": obj({"ok": const(True), "csrf_token": string(minLength=1)}),
+}
+
+SECURITY_SCHEMES = {
+    "session": {"type": "apiKey", "in": "cookie", "name": "session",
+                "description": "The Flask session cookie (HttpOnly, SameSite=Lax), set by GET /csrf "
+                               "for a new session and by POST /login for a logged-in one."},
+    "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRFToken",
+             "description": "The session's CSRF token, required on every POST (also as form "
+                            "field csrf_token); a missing or wrong one is 400 csrf_failed."},
+}
+
+# --- inputs shared by several routes ----------------------------------------
+
+USERNAME_IN = string(minLength=1, description="Looked up without regard to case.")
+PASSWORD = string(minLength=8, maxLength=1024)
+MESSAGE_IN = string(minLength=1, maxLength=10_000)
+MESSAGE_ERRORS = {400: ("missing_field", "message_too_long", "invalid_receiver"), 403: ("not_connected",)}
+CONN_ID = path_param("conn_id", "A connection request's id; only its receiver may answer it.")
+FILE_ID = path_param("file_id", "A file's id.")
+OTHER_ID = path_param("other_id", "The other party's user id.")
+OK = 200
+
+# --- the routes -------------------------------------------------------------
+
+
+def _accounts() -> dict:
+    return {
+        "/": {"get": html_page("index", "The index page.")},
+        "/help": {"get": html_page("help", "The usage guide.")},
+        "/openapi.json": {"get": operation(
+            "openapi", "This document.", {OK: answer("OpenAPI 3.1 document.", {"type": "object"})},
+            login=False, tag="docs")},
+        "/csrf": {"get": operation(
+            "csrfToken", "A CSRF token (starts a session if needed).",
+            {OK: answer("The token.", ref("CsrfToken"))}, login=False)},
+        "/register": {
+            "get": html_page("registerForm", "The registration form."),
+            "post": operation(
+                "register", "Create an account.",
+                {201: answer("The new user.", ref("User"))},
+                errors={400: ("missing_field", "invalid_username", "weak_password", "password_too_long",
+                              "same_passwords", "invalid_field"), 409: ("username_taken",)},
+                login=False, limited=True, method="post",
+                body=json_body({"username": string(pattern=USERNAME_PATTERN), "password": PASSWORD,
+                                "d_pass": PASSWORD | {"description": "Destruction password."}})),
+        },
+        "/login": {
+            "get": html_page("loginForm", "The login form.", params=(
+                query_param("next", TEXT, "Local path to go to after logging in."),)),
+            "post": operation(
+                "login", "Log in (a new session; the answer carries its CSRF token).",
+                {OK: answer("The user and the new session's CSRF token.", ref("LoggedIn"))},
+                errors={400: ("invalid_field",), 401: ("invalid_credentials",)},
+                login=False, limited=True, method="post",
+                body=json_body({"username": TEXT, "password": TEXT},
+                               {"next": string(description="Local path (browser face only).")})),
+        },
+        "/logout": {
+            method: operation(f"logout{method.title()}", "Log out.",
+                              {OK: answer("Logged out.", ref("LoggedOut"))}, login=False, method=method)
+            for method in ("get", "post")
+        },
+        "/password": {"post": operation(
+            "changePassword", "Change my password; other sessions end, this one gets a new token.",
+            {OK: answer("Changed; the new session's CSRF token.", ref("PasswordChanged"))},
+            errors={400: ("missing_field", "weak_password", "password_too_long", "same_passwords",
+                          "invalid_field"), 401: ("invalid_credentials",)},
+            method="post", body=json_body({"password": TEXT, "new_password": PASSWORD}))},
+        "/delete_account": {"post": operation(
+            "deleteAccount", "Delete my account and everything it owns; the session ends.",
+            {OK: answer("Deleted.", ref("Deleted"))}, method="post")},
+    }
+
+
+def _connections() -> dict:
+    answer_request = {OK: answer("The connection.", ref("Connection"))}
+    not_pending = {404: ("not_found",), 409: ("not_pending",)}
+    return {
+        "/connect": {
+            "get": html_page("connectForm", "The contact request form.", login=True, params=(
+                query_param("username", TEXT, "Prefills the form."),)),
+            "post": operation(
+                "connect", "Send a contact request.",
+                {201: answer("The pending connection.", ref("Connection"))},
+                errors={400: ("missing_field", "cannot_connect_to_self", "invalid_field"),
+                        404: ("user_not_found",), 403: ("blocked",), 409: ("already_connected",)},
+                limited=True, method="post", tag="connections",
+                body=json_body({"username": USERNAME_IN})),
+        },
+        "/connections": {"get": operation(
+            "listConnections", "My pending (sent, received) and accepted connections.",
+            {OK: answer("The lists.", ref("Connections"))}, tag="connections")},
+        "/connect/accept/{conn_id}": {"post": operation(
+            "acceptConnection", "Accept a request (generates the connection's keys).",
+            answer_request, errors=not_pending, params=(CONN_ID,), method="post", tag="connections")},
+        "/connect/deny/{conn_id}": {"post": operation(
+            "denyConnection", "Deny a request; the receiver now blocks the sender.",
+            answer_request, errors=not_pending, params=(CONN_ID,), method="post", tag="connections")},
+    }
+
+
+def _chat() -> dict:
+    queued = {201: answer("Stored, waiting for delivery.", ref("Queued"))}
+    last_event = "Resume after this message id (also as header Last-Event-ID)."
+    return {
+        "/chat/send": {"post": operation(
+            "sendMessage", "Send a message to an accepted contact.", queued, errors=MESSAGE_ERRORS,
+            limited=True, method="post", tag="chat",
+            body=json_body({"receiver_id": ID, "message": MESSAGE_IN}))},
+        "/chat/poll": {"get": operation(
+            "poll", "Every undelivered message to me, oldest first; they are now delivered.",
+            {OK: answer("The messages.", array(ref("Message")))}, tag="chat")},
+        "/chat/stream": {"get": operation(
+            "stream", "Server-Sent Events: message objects as they arrive (event: message).",
+            {OK: answer("An event stream; ends after GHOSTCACHE_STREAM_SECONDS.", TEXT,
+                        "text/event-stream")},
+            params=({"name": "Last-Event-ID", "in": "header", "required": False,
+                     "description": last_event, "schema": string(pattern=r"^[0-9]{1,18}$")},
+                    query_param("last_event_id", string(pattern=r"^[0-9]{1,18}$"), last_event)),
+            tag="chat")},
+        "/chat/{other_id}": {
+            "get": operation(
+                "history", "Messages with a contact, oldest first; mine shown here become delivered.",
+                {OK: answer("The page of history.", ref("History"))},
+                errors={400: ("invalid_parameter",), 403: ("not_connected",)}, tag="chat", params=(
+                    OTHER_ID,
+                    query_param("before", ID, "Only messages older than this message id."),
+                    query_param("limit", ID, "How many (default 50, at most 200; larger is capped)."))),
+            "post": operation(
+                "sendTo", "Send a message to this contact.", queued, errors=MESSAGE_ERRORS,
+                limited=True, params=(OTHER_ID,), method="post", tag="chat",
+                body=json_body({"message": MESSAGE_IN})),
+        },
+    }
+
+
+def _search() -> dict:
+    return {"/search": {"get": operation(
+        "search", "Users whose name contains q (any case), minus me and blocks; at most 50.",
+        {OK: answer("The matches, sorted by username.", ref("SearchResults"))}, tag="search",
+        params=(query_param("q", TEXT, "Part of a username; empty gives no results."),))}}
+
+
+def _files() -> dict:
+    upload_body = {"required": True, "content": {FORM_DATA: {
+        "schema": {"type": "object", "required": ["file"], "properties": {
+            "file": string(contentMediaType="application/octet-stream",
+                           description="The file; its name is kept (last path component)."),
+            "expiry_days": {"type": "integer", "minimum": 1,
+                            "description": "Days to keep it: default 365, above 365 is capped."},
+        }},
+    }}}
+    blob = {"type": "string", "contentMediaType": "application/octet-stream"}
+    download_headers = {"Content-Disposition": {"required": True, "schema": TEXT,
+                                                "description": "attachment; RFC 6266 filename*."}}
+    return {
+        "/files": {"get": operation(
+            "listFiles", "My unexpired files and those shared with me.",
+            {OK: answer("The lists.", ref("Files"))}, tag="files")},
+        "/file/upload": {
+            "get": html_page("uploadForm", "The upload form.", login=True),
+            "post": operation(
+                "upload", "Upload a file; it is encrypted (age v1) as it arrives.",
+                {201: answer("The file and its key (the only copy).", ref("UploadedFile"))},
+                errors={400: ("missing_file", "invalid_expiry", "invalid_upload"), 413: ("too_large",)},
+                limited=True, body=upload_body, method="post", tag="files",
+                links={"download": file_link("download"), "share": file_link("share"),
+                       "delete": file_link("deleteFile")}),
+        },
+        "/file/{file_id}": {"get": operation(
+            "download", "The encrypted blob, as an attachment.",
+            {OK: answer("The age v1 blob.", blob, "application/octet-stream",
+                        headers=download_headers)},
+            errors={410: ("expired",)}, params=(FILE_ID,), tag="files")},
+        "/file/{file_id}/delete": {"post": operation(
+            "deleteFile", "Delete a file I own.", {OK: answer("Deleted.", ref("Deleted"))},
+            params=(FILE_ID,), method="post", tag="files")},
+        "/file/{file_id}/share": {"post": operation(
+            "share", "Let another user download a file I own.",
+            {201: answer("The grant.", ref("Grant"))},
+            errors={400: ("missing_field", "cannot_share_with_self", "invalid_field"),
+                    404: ("user_not_found",), 403: ("blocked",), 409: ("already_shared",),
+                    410: ("expired",)},
+            params=(FILE_ID,), method="post", tag="files", body=json_body({"username": USERNAME_IN}))},
+    }
+
+
+def openapi_document() -> dict:
+    """The whole OpenAPI 3.1.0 document (a fresh dict on every call)."""
+    try:
+        app_version = version("ghostcache")
+    except PackageNotFoundError:
+        app_version = "0.0.0"
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "GhostCache", "version": app_version, "description": DESCRIPTION},
+        "tags": [{"name": name} for name in ("accounts", "connections", "chat", "search", "files",
+                                              "pages", "docs")],
+        "paths": _accounts() | _connections() | _chat() | _search() | _files(),
+        "components": copy.deepcopy({"schemas": SCHEMAS, "securitySchemes": SECURITY_SCHEMES}),
+    }
