@@ -21,6 +21,9 @@ _HTTP_CODES = {
 }
 
 
+FORM_ECHO = ("username", "next")
+
+
 def on_error(endpoint: str | None = None, template: str | None = None):
     """Where a browser goes when this view fails: a page re-rendered, or a redirect."""
 
@@ -41,7 +44,9 @@ def _html_error(error: DomainError):
         return render_template("error.html", status=error.status, message=error.message), error.status
     flash(error.message, "error")
     if template:
-        values = {k: v for k, v in request.form.items() if "pass" not in k and k != "csrf_token"}
+        # Only the fields the forms echo back; never passwords, never arbitrary names
+        # (a field called "url_for" must not replace the template's own url_for).
+        values = {k: request.form.get(k, "") for k in FORM_ECHO}
         return render_template(template, **values), error.status
     return redirect(url_for(endpoint) if endpoint else request.path)
 

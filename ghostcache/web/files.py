@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 from flask import Blueprint, render_template, request, send_file
@@ -19,6 +20,7 @@ from .runtime import context, runtime
 from .session import login_required, me
 
 bp = Blueprint("files", __name__)
+BOUNDARY = re.compile(r"^[0-9A-Za-z'()+_,\-./:=? ]{1,70}$")  # RFC 2046's boundary characters
 
 
 @bp.get("/files")
@@ -62,8 +64,8 @@ def _upload_done(stored: dict):
 
 
 def _multipart() -> MultipartStream:
-    boundary = request.mimetype_params.get("boundary")
-    if request.mimetype != "multipart/form-data" or not boundary:
+    boundary = request.mimetype_params.get("boundary", "")
+    if request.mimetype != "multipart/form-data" or not BOUNDARY.match(boundary):
         raise Invalid("missing_file", "Send the file as multipart/form-data in the field 'file'.")
     return MultipartStream(request.stream, boundary)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import BinaryIO
 
-from werkzeug.exceptions import ClientDisconnected
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.sansio.multipart import (
     Data,
     Epilogue,
@@ -48,6 +48,14 @@ class _Decoder(MultipartDecoder):
         return min(index, tail.start()) if tail else index
 
 
+def _decoding(step, *args):
+    """One decoder step; its own size limits are a malformed form, not a too-large file."""
+    try:
+        return step(*args)
+    except RequestEntityTooLarge:  # too many parts, or a header block that never ends
+        raise Invalid("invalid_upload", "The form has too many fields or an oversized header.") from None
+
+
 class MultipartStream:
     """Reads small fields into `fields` and exposes one file part as a reader."""
 
@@ -66,11 +74,11 @@ class MultipartStream:
     def _event(self):
         try:
             while True:
-                event = self._decoder.next_event()
+                event = _decoding(self._decoder.next_event)
                 if not isinstance(event, NeedData):
                     return event
                 chunk = self._stream.read(CHUNK)
-                self._decoder.receive_data(chunk or None)
+                _decoding(self._decoder.receive_data, chunk or None)
         except (ValueError, ClientDisconnected):  # malformed, or the body ended early
             raise _malformed() from None
 

@@ -84,7 +84,10 @@ def safe_next(target: str | None) -> str | None:
     """Only same-site relative paths may be redirected to after login."""
     if not target:
         return None
-    parts = urlsplit(target)
+    try:
+        parts = urlsplit(target)
+    except ValueError:  # e.g. "//[" is not even a URL
+        return None
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return None
     if "\\" in target:
