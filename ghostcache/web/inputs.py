@@ -21,9 +21,19 @@ def _body() -> dict:
 
 def raw_field(name: str) -> object:
     """The value as sent (JSON may send numbers); None when absent."""
-    if request.is_json:
-        return _body().get(name)
-    return request.form.get(name)
+    value = _body().get(name) if request.is_json else request.form.get(name)
+    if isinstance(value, str) and not _is_text(value):
+        raise Invalid("invalid_field", f"The field '{name}' is not valid text.")
+    return value
+
+
+def _is_text(value: str) -> bool:
+    """JSON can smuggle lone surrogates (\\ud800), which no UTF-8 text contains."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def text_field(name: str) -> str | None:

@@ -90,8 +90,8 @@ def safe_next(target: str | None) -> str | None:
         return None
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return None
-    if "\\" in target:
-        return None
+    if "\\" in target or any(ord(ch) < 32 or ord(ch) == 127 for ch in target):
+        return None  # backslashes and control characters make a header or a path ambiguous
     return target
 
 
