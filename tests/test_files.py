@@ -327,3 +327,9 @@ def test_upload_requires_login(app):
     response = client.post("/file/upload", data={"file": (io.BytesIO(b"x"), "a.txt")},
                            headers={"X-CSRFToken": token, **JSON}, content_type="multipart/form-data")
     assert response.status_code == 401
+
+
+@pytest.mark.parametrize("odd_digits", ["٣", "３", "1_0", "1e2", "0x10"])
+def test_expiry_days_takes_plain_ascii_digits_only(make_user, odd_digits):
+    answer = make_user().upload(b"x", expiry_days=odd_digits)
+    assert (answer.status_code, answer.get_json()["error"]) == (400, "invalid_expiry")

@@ -23,6 +23,7 @@ from .users import add_unique, require_peer
 from .views import file_view, user_view
 
 DEFAULT_EXPIRY_DAYS = MAX_EXPIRY_DAYS = 365
+WHOLE_NUMBER = re.compile(r"^[+-]?[0-9]{1,12}$")
 
 
 @dataclass
@@ -89,12 +90,12 @@ def parse_expiry(raw: object) -> int:
     """Days to keep a file: default 365, capped at 365, else 400 invalid_expiry."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return DEFAULT_EXPIRY_DAYS
-    try:
-        if isinstance(raw, bool) or isinstance(raw, float):
-            raise ValueError
-        days = int(raw.strip() if isinstance(raw, str) else raw)
-    except (ValueError, TypeError):
-        raise _bad_expiry() from None
+    if isinstance(raw, str) and WHOLE_NUMBER.match(raw.strip()):
+        days = int(raw.strip())
+    elif isinstance(raw, int) and not isinstance(raw, bool):
+        days = raw
+    else:  # int() would also take "٣", "３" and "1_0": only plain ASCII digits count
+        raise _bad_expiry()
     if days <= 0:
         raise _bad_expiry()
     return min(days, MAX_EXPIRY_DAYS)
