@@ -19,7 +19,7 @@ from werkzeug.sansio.multipart import (
 
 from ..services.errors import Invalid
 
-CHUNK = 64 * 1024
+CHUNK = 256 * 1024
 MAX_FIELD_BYTES = 64 * 1024
 MAX_PARTS = 16
 
