@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench assets clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ lint: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench
+
+# Rebuilds ghostcache/static/age.bundle.js (committed, so `make run` needs no Node) from web-src/.
+assets:
+	cd web-src && npm ci && npx esbuild decrypt-entry.js --bundle --format=iife --minify \
+		--target=es2020 --outfile=../ghostcache/static/age.bundle.js \
+		--banner:js='/* age-encryption 0.3.1 (typage) with web-src/decrypt-entry.js, bundled by esbuild 0.28.2; rebuild: make assets */'
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

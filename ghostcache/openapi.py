@@ -338,13 +338,21 @@ def _files() -> dict:
                 {201: answer("The file and its key (the only copy).", ref("UploadedFile"))},
                 errors={400: ("missing_file", "invalid_expiry", "invalid_upload"), 413: ("too_large",)},
                 limited=True, body=upload_body, method="post", tag="files",
-                links={"download": file_link("download"), "share": file_link("share"),
+                links={"view": file_link("viewFile"), "download": file_link("download"),
+                       "share": file_link("share"),
                        "delete": file_link("deleteFile")}),
         },
         "/file/{file_id}": {"get": operation(
             "download", "The encrypted blob, as an attachment.",
             {OK: answer("The age v1 blob.", blob, "application/octet-stream",
                         headers=download_headers)},
+            errors={410: ("expired",)}, params=(FILE_ID,), tag="files")},
+        "/file/{file_id}/view": {"get": operation(
+            "viewFile", "A file I own or that is shared with me; in a browser, its page, "
+                        "where it can be decrypted without the key leaving the page.",
+            {OK: {"description": "The file (with shared_with for its owner), or its page.",
+                  "content": content({"oneOf": [ref("OwnedFile"), ref("File")]})
+                  | content(PAGE, HTML)}},
             errors={410: ("expired",)}, params=(FILE_ID,), tag="files")},
         "/file/{file_id}/delete": {"post": operation(
             "deleteFile", "Delete a file I own.", {OK: answer("Deleted.", ref("Deleted"))},

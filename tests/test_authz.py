@@ -16,6 +16,7 @@ STRANGER = {
     "connections.accept": 404,
     "connections.deny": 404,
     "files.download": 404,
+    "files.view": 404,
     "files.delete": 404,
     "files.share": 404,
     "chat.page": 403,  # other_id is a user id: answer is not_connected, never the history
@@ -85,9 +86,10 @@ def test_stranger_cannot_touch_other_peoples_objects(app, world, make_user):
 
 def test_stranger_answer_is_the_same_as_for_a_missing_object(world, make_user):
     stranger = make_user()
-    real = stranger.get(f"/file/{world['file']}")
-    missing = stranger.get("/file/999999")
-    assert (real.status_code, real.get_json()) == (missing.status_code, missing.get_json())
+    for path in ("/file/{}", "/file/{}/view"):
+        real = stranger.get(path.format(world["file"]))
+        missing = stranger.get(path.format(999999))
+        assert (real.status_code, real.get_json()) == (missing.status_code, missing.get_json())
     real = stranger.post(f"/connect/accept/{world['pending']}")
     missing = stranger.post("/connect/accept/999999")
     assert (real.status_code, real.get_json()) == (missing.status_code, missing.get_json())
@@ -101,6 +103,9 @@ def test_rightful_parties_succeed(world):
     alice, bob, carol = world["alice"], world["bob"], world["carol"]
     assert carol.post(f"/connect/accept/{world['pending']}").status_code == 200
     assert bob.get(f"/file/{world['file']}").status_code == 200
+    assert bob.get(f"/file/{world['file']}/view").status_code == 200
+    assert alice.get(f"/file/{world['file']}/view").get_json()["shared_with"] == [
+        {"id": bob.id, "username": bob.username}]
     assert bob.get(f"/chat/{alice.id}").status_code == 200
     assert alice.post(f"/chat/{bob.id}", {"message": "hello"}).status_code == 201
     assert alice.post(f"/file/{world['file']}/delete").status_code == 200

@@ -226,6 +226,106 @@ def test_a_stranger_gets_the_same_404_as_for_a_nonexistent_file(make_user, actio
     assert alice.get(f"/file/{real}").status_code == 200  # still there
 
 
+# ---- the file's page ---------------------------------------------------------
+
+
+def test_view_gives_the_owner_the_file_with_its_grantees(connect):
+    alice, bob = connect()
+    stored = uploaded(alice, b"x" * 42, "plan.txt")
+    alice.post(f"/file/{stored['id']}/share", {"username": bob.username})
+    response = alice.get(f"/file/{stored['id']}/view")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body == {k: v for k, v in stored.items() if k != "key"} | {
+        "shared_with": [{"id": bob.id, "username": bob.username}]}
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_view_gives_a_grantee_the_file_without_the_grantees(connect):
+    alice, bob = connect()
+    stored = uploaded(alice, b"abc", "plan.txt")
+    alice.post(f"/file/{stored['id']}/share", {"username": bob.username})
+    body = bob.get(f"/file/{stored['id']}/view").get_json()
+    assert body == {k: v for k, v in stored.items() if k not in ("key", "shared_with")}
+    assert body["owner"] == {"id": alice.id, "username": alice.username}
+
+
+def test_view_is_the_same_404_for_a_stranger_as_for_a_missing_file(make_user):
+    alice, mallory = make_user(), make_user()
+    real = uploaded(alice)["id"]
+    theirs, missing = mallory.get(f"/file/{real}/view"), mallory.get(f"/file/{real + 1000}/view")
+    assert theirs.status_code == missing.status_code == 404
+    assert theirs.get_json() == missing.get_json()
+    assert mallory.client.get(f"/file/{real}/view").status_code == 404  # the page too
+
+
+def test_view_of_an_expired_file_is_410(clock, connect):
+    alice, bob = connect()
+    file_id = alice.upload(b"short", "short.txt", expiry_days="2").get_json()["id"]
+    alice.post(f"/file/{file_id}/share", {"username": bob.username})
+    clock.advance(days=1, hours=23)
+    assert bob.get(f"/file/{file_id}/view").status_code == 200
+    clock.advance(hours=1, seconds=1)
+    for who in (alice, bob):
+        response = who.get(f"/file/{file_id}/view")
+        assert (response.status_code, response.get_json()["error"]) == (410, "expired")
+        page = who.client.get(f"/file/{file_id}/view")
+        assert page.status_code == 410 and "expired" in page.get_data(as_text=True)
+
+
+def test_view_page_has_the_decrypt_form_and_never_the_key(connect):
+    alice, bob = connect()
+    upload = alice.client.post(
+        "/file/upload", data={"file": (io.BytesIO(b"secret stuff"), "s<b>.txt")},
+        headers={"X-CSRFToken": alice.token}, content_type="multipart/form-data",
+    )
+    key = KEY_RE.search(upload.get_data(as_text=True)).group(0)
+    file_id = alice.get("/files").get_json()["owned"][0]["id"]
+    assert f'href="/file/{file_id}/view"' in upload.get_data(as_text=True)
+    alice.post(f"/file/{file_id}/share", {"username": bob.username})
+    for who in (alice, bob):
+        page = who.client.get(f"/file/{file_id}/view")
+        assert page.status_code == 200 and page.mimetype == "text/html"
+        html = page.get_data(as_text=True)
+        assert key not in html and not KEY_RE.search(html)
+        assert "s&lt;b&gt;.txt" in html and "s<b>" not in html
+        assert f'href="/file/{file_id}"' in html  # the encrypted download
+        assert "The key stays in this page: it is never sent to the server." in html
+        form = re.search(r"<form id=\"decrypt-form\"[^>]*>(.*?)</form>", html, re.S)
+        assert form, "the decrypt form"
+        opening = form.group(0).split(">", 1)[0]
+        assert "action=" not in opening and "method=" not in opening
+        key_input = re.search(r"<input id=\"file-key\"[^>]*>", form.group(1)).group(0)
+        assert 'type="password"' in key_input and 'autocomplete="off"' in key_input
+        assert 'spellcheck="false"' in key_input and "name=" not in key_input
+        assert '<label for="file-key">File key</label>' in form.group(1)
+        assert 'role="status"' in form.group(1) and 'role="alert"' in form.group(1)
+        scripts = re.findall(r'<script src="([^"]+)" defer></script>', html)
+        assert scripts[-2:] == ["/static/age.bundle.js", "/static/decrypt.js"]
+    assert "<dt>Shared with</dt>" in alice.client.get(f"/file/{file_id}/view").get_data(as_text=True)
+    assert "Shared with" not in bob.client.get(f"/file/{file_id}/view").get_data(as_text=True)
+    listing = bob.client.get("/files").get_data(as_text=True)
+    assert f'href="/file/{file_id}/view"' in listing
+
+
+def test_only_the_file_page_loads_the_decryption_scripts(make_user):
+    alice = make_user()
+    uploaded(alice)
+    for path in ("/", "/files", "/file/upload", "/help"):
+        html = alice.client.get(path).get_data(as_text=True)
+        assert "age.bundle.js" not in html and "decrypt.js" not in html, path
+
+
+def test_the_committed_bundle_names_its_source_and_how_to_rebuild_it(app):
+    client = app.test_client()
+    bundle = client.get("/static/age.bundle.js")
+    assert bundle.status_code == 200
+    first_line = bundle.get_data(as_text=True).split("\n", 1)[0]
+    assert "age-encryption 0.3.1" in first_line and "make assets" in first_line
+    assert "GhostcacheAge" in bundle.get_data(as_text=True)
+    assert client.get("/static/decrypt.js").status_code == 200
+
+
 # ---- sharing -----------------------------------------------------------------
 
 

@@ -181,10 +181,15 @@ def test_a_scripted_session_matches_the_document(app, doc, clock):
     check("get", "/files", bob.get("/files"))
     check("get", "/file/{file_id}", bob.get(f"/file/{stored['id']}"))
     check("get", "/file/{file_id}", carol.get(f"/file/{stored['id']}"))  # 404
+    assert "shared_with" in check("get", "/file/{file_id}/view", alice.get(f"/file/{stored['id']}/view"))
+    assert "shared_with" not in check("get", "/file/{file_id}/view", bob.get(f"/file/{stored['id']}/view"))
+    check("get", "/file/{file_id}/view", bob.client.get(f"/file/{stored['id']}/view"))  # the page
+    check("get", "/file/{file_id}/view", carol.get(f"/file/{stored['id']}/view"))  # 404
     check("get", "/search", alice.get("/search?q=B"))
     check("get", "/search", alice.get("/search"))
     clock.advance(days=2)
     check("get", "/file/{file_id}", bob.get(f"/file/{stored['id']}"))  # 410
+    check("get", "/file/{file_id}/view", bob.get(f"/file/{stored['id']}/view"))  # 410
     check("post", "/file/{file_id}/delete", alice.post(f"/file/{stored['id']}/delete"))
     check("post", "/file/{file_id}/delete", alice.post(f"/file/{stored['id']}/delete"))  # 404
 

@@ -188,6 +188,15 @@ def _grantees(ctx: Context, file_ids: list[int]) -> dict[int, list[User]]:
     return result
 
 
+def file_details(ctx: Context, me: int, file_id: int) -> dict:
+    """The file object for its owner (with its grantees) or a grantee (without them)."""
+    file = _visible_file(ctx, me, file_id, owner_only=False)
+    owner = ctx.db.get(User, file.owner_id)
+    if file.owner_id != me:
+        return file_view(file, owner)
+    return file_view(file, owner, _grantees(ctx, [file.id]).get(file.id, []))
+
+
 def open_download(ctx: Context, me: int, file_id: int) -> tuple[str, BinaryIO]:
     """(attachment name, open blob) for the owner or a grantee."""
     file = _visible_file(ctx, me, file_id, owner_only=False)

@@ -87,6 +87,14 @@ def download(file_id: int):
     return response
 
 
+@bp.get("/file/<int:file_id>/view")
+@login_required
+def view(file_id: int):
+    """The file's page: its facts, the encrypted download, and decryption in the browser."""
+    found = files.file_details(context(), me(), file_id)
+    return respond(found, 200, html=lambda: render_template("file.html", file=found))
+
+
 def attachment_header(filename: str) -> str:
     """RFC 6266: an ASCII fallback name plus the exact UTF-8 name in filename*."""
     fallback = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\' else "_" for ch in filename)

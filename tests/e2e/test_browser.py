@@ -192,10 +192,78 @@ def test_new_users_chat_and_share_an_encrypted_file(browser, live_server, tmp_pa
     assert done.returncode == 0, done.stderr
     assert out.read_bytes() == original
 
-    # 6. No console errors or CSP violations anywhere along the way.
+    # 6. Bob decrypts it in the browser, on the file's page; the key never leaves the page.
+    decrypt_in_the_browser(bob, key, original, tmp_path)
+
+    # 7. No console errors or CSP violations anywhere along the way.
     assert alice.errors == [] and bob.errors == []
     alice.context.close()
     bob.context.close()
+
+
+def decrypt_in_the_browser(user: User, key: str, original: bytes, tmp_path: Path) -> None:
+    """From the file list to the file's page; a wrong key, then the right one. Every request
+    the browser makes meanwhile is recorded: none may carry the key."""
+    import pyrage
+
+    sent: list[tuple[str, str, str]] = []
+
+    def record(req) -> None:
+        body = req.post_data_buffer or b""
+        sent.append((req.method, req.url, body.decode("latin-1") + repr(req.headers)))
+
+    user.context.on("request", record)
+    page = user.page
+    user.goto("/files")
+    shared = page.locator("section", has_text="Shared with you").locator("tr", has_text="notes.bin")
+    shared.get_by_role("link", name="notes.bin").click()
+    expect(page).to_have_url(re.compile(r"/file/\d+/view$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("notes.bin")
+    expect(page.locator(".facts")).to_contain_text("alice")
+    expect(page.get_by_text("The key stays in this page: it is never sent to the server.")).to_be_visible()
+    field = page.get_by_label("File key")
+    expect(field).to_have_attribute("type", "password")
+    expect(field).to_have_attribute("autocomplete", "off")
+    expect(field).to_have_attribute("spellcheck", "false")
+    assert field.get_attribute("name") is None
+    if unlabelled := page.evaluate(UNLABELLED_INPUTS):
+        raise AssertionError(unlabelled)
+    status, alert = page.get_by_role("status"), page.get_by_role("alert")
+    decrypt = page.get_by_role("button", name="Decrypt")
+
+    # Another valid key, a cut-off key and something that is no key at all: all refused.
+    other = str(pyrage.x25519.Identity.generate())
+    for wrong in (other, key[:-6], "not a key"):
+        field.fill(wrong)
+        decrypt.click()
+        expect(alert).to_have_text(re.compile(r"^That key does not open this file\."))
+        expect(page.get_by_role("link", name="Save notes.bin")).to_be_hidden()
+    expect(page).to_have_url(re.compile(r"/file/\d+/view$"))  # no submit, no reload
+
+    field.fill(key)
+    decrypt.click()
+    expect(status).to_contain_text("Decrypted notes.bin")
+    expect(alert).to_be_hidden()
+    expect(field).to_have_value("")
+    save = page.get_by_role("link", name="Save notes.bin")
+    assert save.get_attribute("href").startswith("blob:")
+    with page.expect_download() as info:
+        save.click()
+    download = info.value
+    assert download.suggested_filename == "notes.bin"
+    target = tmp_path / "notes.from-browser"
+    download.save_as(target)
+    assert target.read_bytes() == original
+    page.screenshot(path=tmp_path / "file_page.png", full_page=True)
+
+    user.context.remove_listener("request", record)
+    # The blob was fetched once per attempt with a plausible key (not for "not a key"), by GET.
+    blob_fetches = [method for method, url, _ in sent if re.search(r"/file/\d+$", url)]
+    assert blob_fetches == ["GET"] * 3, sent
+    assert all(method == "GET" for method, _, _ in sent), sent
+    for wrong_or_right in (key, other, key.lower(), key[len("AGE-SECRET-KEY-1"):][:20]):
+        leaks = [(m, u) for m, u, rest in sent if wrong_or_right in u or wrong_or_right in rest]
+        assert leaks == [], leaks
 
 
 def test_every_page_loads_cleanly_with_labelled_inputs(browser, live_server):
@@ -228,11 +296,14 @@ def test_every_page_loads_cleanly_with_labelled_inputs(browser, live_server):
     expect(alice.page.get_by_role("heading", level=1)).to_have_text("File uploaded")
     if unlabelled := alice.page.evaluate(UNLABELLED_INPUTS):
         problems["upload result"] = unlabelled
+    alice.page.get_by_role("link", name="Open the file's page").click()
+    expect(alice.page.get_by_label("File key")).to_be_visible()
+    file_path = alice.page.url.removeprefix(live_server.url)
     alice.open_chat_with("bob")
     chat_path = alice.page.url.removeprefix(live_server.url)
 
     for path in ["/", "/connections", "/connect", "/search?q=x", "/search?q=bo", "/files",
-                 "/file/upload", chat_path, "/help"]:
+                 "/file/upload", file_path, chat_path, "/help"]:
         check(path)
     assert problems == {}, problems
     assert alice.errors == [] and bob.errors == []
