@@ -286,3 +286,13 @@ def test_a_failure_after_the_insert_leaves_neither_row_nor_blob(app, runtime, ma
     monkeypatch.undo()
     assert alice.get("/files").get_json()["owned"] == []  # no listed file without a blob
     assert nothing_stored(app, runtime)
+
+
+def test_a_boundary_longer_than_rfc_2046_allows_is_still_accepted(make_user):
+    user = make_user()
+    boundary = "b" * 72
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\n"
+            f"hello\r\n--{boundary}--\r\n").encode()
+    answer = user.client.post("/file/upload", data=body, headers=user.headers(),
+                              content_type=f"multipart/form-data; boundary={boundary}")
+    assert answer.status_code == 201 and answer.get_json()["size"] == 5
