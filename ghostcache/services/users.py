@@ -47,10 +47,6 @@ def add_unique(ctx: Context, row: object, conflict: DomainError) -> None:
         raise conflict from None
 
 
-def get_user(ctx: Context, user_id: int) -> User | None:
-    return ctx.db.get(User, user_id)
-
-
 def blocked_either_way(ctx: Context, a: int, b: int) -> bool:
     """True when a blocks b or b blocks a."""
     return ctx.db.scalar(
