@@ -119,11 +119,10 @@ def is_inactive(ctx: Context, user: User) -> bool:
     return ctx.now() - user.last_login > limit
 
 
-def touch(ctx: Context, user_id: int) -> None:
+def touch(ctx: Context, user_id: int, last_login: datetime) -> None:
     """Count a request as activity, at most once an hour (keeps active sessions alive)."""
-    user = ctx.db.get(User, user_id)
-    if user is not None and ctx.now() - user.last_login > timedelta(hours=1):
-        user.last_login = ctx.now()
+    if ctx.now() - last_login > timedelta(hours=1):
+        ctx.db.execute(update(User).where(User.id == user_id).values(last_login=ctx.now()))
         ctx.db.commit()
 
 

@@ -34,7 +34,7 @@ def load_current_user() -> None:
         session.clear()
         return
     g.user = CurrentUser(id=row.id, username=row.username)
-    accounts.touch(ctx, row.id)
+    accounts.touch(ctx, row.id, row.last_login)
     ctx.db.commit()  # release the database before the view runs
 
 
