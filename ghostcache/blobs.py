@@ -7,7 +7,7 @@ import re
 import secrets
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -21,7 +21,7 @@ def new_blob_name() -> str:
 
 
 class BlobStore(Protocol):
-    def writer(self, name: str) -> contextmanager:
+    def writer(self, name: str) -> AbstractContextManager[BinaryIO]:
         """Context manager giving a binary writer; the blob appears only if the block succeeds."""
 
     def open(self, name: str) -> BinaryIO: ...

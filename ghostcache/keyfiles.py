@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 from .crypto import CryptoError, MasterKeyring, new_fernet_key
@@ -11,7 +12,7 @@ from .secrets import Secret
 from .settings import Settings
 
 
-def _read_or_create(path: Path, make: callable) -> str:
+def _read_or_create(path: Path, make: Callable[[], str]) -> str:
     """Read a key file, or create it atomically so racing workers agree on one key."""
     if path.exists():
         return path.read_text().strip()

@@ -108,3 +108,17 @@ def test_redis_counters_are_shared_between_processes(settings, clock, tmp_path):
     finally:
         redis_server.kill()
         redis_server.wait()
+
+
+def test_a_malformed_limit_setting_is_refused_with_its_value():
+    from ghostcache.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match="login=lots"):
+        load_settings({"GHOSTCACHE_RATELIMITS": "login=lots"})
+
+
+def test_an_unknown_limit_name_stops_the_app_from_starting(settings, clock):
+    from ghostcache.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="logn"):
+        create_app(settings.with_overrides(ratelimits={"logn": "5/minute"}), clock=clock)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import Flask, g, request
 from flask_limiter import Limiter
 
-from ..settings import Settings
+from ..settings import Settings, SettingsError
 
 # name -> (default limit, endpoints it guards, what it counts by)
 POLICY: dict[str, tuple[str, tuple[str, ...], str]] = {
@@ -65,6 +65,12 @@ def init_limits(app: Flask, settings: Settings) -> Limiter:
         strategy="moving-window",
         key_prefix="ghostcache",
     )
+    unknown = sorted(set(settings.ratelimits) - set(POLICY))
+    if unknown:
+        raise SettingsError(
+            f"Setting GHOSTCACHE_RATELIMITS names {', '.join(unknown)}. Known limits: "
+            f"{', '.join(POLICY)}."
+        )
     for name, (default, endpoints, counted_by) in POLICY.items():
         value = settings.ratelimits.get(name, default)
         shared = limiter.shared_limit(value, scope=name, key_func=KEYS[counted_by])

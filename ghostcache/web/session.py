@@ -23,7 +23,7 @@ def load_current_user() -> None:
     """before_request: set g.user from the session, or None (ending stale sessions)."""
     g.user = None
     uid, version = session.get("uid"), session.get("sv")
-    if uid is None:
+    if uid is None or request.endpoint == "static":  # stylesheets need no database
         return
     ctx = context()
     row = accounts.session_user(ctx, uid)
