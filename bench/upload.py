@@ -27,9 +27,11 @@ BLOCK = os.urandom(MB)
 
 def _body(boundary: str, token: str, size_mb: int):
     """A multipart body generated on the fly, never held whole in memory."""
-    yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n"
-           f"{token}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-           f"filename=\"bench.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n").encode()
+    yield (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n'
+        f'{token}\r\n--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+        f'filename="bench.bin"\r\nContent-Type: application/octet-stream\r\n\r\n'
+    ).encode()
     for _ in range(size_mb):
         yield BLOCK
     yield f"\r\n--{boundary}--\r\n".encode()
@@ -59,9 +61,12 @@ def _login(url: str) -> tuple[requests.Session, str]:
 def _upload(url: str, session: requests.Session, token: str, size_mb: int) -> float:
     boundary = "benchboundary7f3a"
     started = time.perf_counter()
-    answer = session.post(url + "/file/upload", data=_body(boundary, token, size_mb),
-                          headers={"Content-Type": f"multipart/form-data; boundary={boundary}",
-                                   "Accept": "application/json"}, timeout=300)
+    answer = session.post(
+        url + "/file/upload",
+        data=_body(boundary, token, size_mb),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}", "Accept": "application/json"},
+        timeout=300,
+    )
     elapsed = time.perf_counter() - started
     assert answer.status_code == 201, answer.text
     assert answer.json()["size"] == size_mb * MB
@@ -92,11 +97,17 @@ def main() -> None:
     raw_s = _raw_age_seconds(LARGE_MB)
     upload_rate, raw_rate = LARGE_MB / large_s, LARGE_MB / raw_s
     print("upload benchmark (one gunicorn worker on loopback)")
-    print(f"  worker peak RSS: start {baseline:.0f} MB, after {SMALL_MB} MB upload "
-          f"{small_peak:.0f} MB, after {LARGE_MB} MB upload {large_peak:.0f} MB")
+    print(
+        f"  worker peak RSS: start {baseline:.0f} MB, after {SMALL_MB} MB upload "
+        f"{small_peak:.0f} MB, after {LARGE_MB} MB upload {large_peak:.0f} MB"
+    )
     growth = large_peak - small_peak
-    print(f"  memory growth from a {LARGE_MB // SMALL_MB}x larger file: {growth:+.1f} MB "
-          f"(peak ratio large/small {large_peak / small_peak:.2f}; flat = 1.00)")
-    print(f"  throughput: upload {upload_rate:.0f} MB/s, raw age encryption {raw_rate:.0f} MB/s, "
-          f"ratio {upload_rate / raw_rate:.2f}")
+    print(
+        f"  memory growth from a {LARGE_MB // SMALL_MB}x larger file: {growth:+.1f} MB "
+        f"(peak ratio large/small {large_peak / small_peak:.2f}; flat = 1.00)"
+    )
+    print(
+        f"  throughput: upload {upload_rate:.0f} MB/s, raw age encryption {raw_rate:.0f} MB/s, "
+        f"ratio {upload_rate / raw_rate:.2f}"
+    )
     print(f"  ({SMALL_MB} MB upload took {small_s:.2f} s; {LARGE_MB} MB took {large_s:.2f} s)")

@@ -62,8 +62,11 @@ def purge() -> None:
 
 @main.command()
 @click.option("--key", "key", help="The file's key (AGE-SECRET-KEY-1...), or - to read it from stdin.")
-@click.option("--key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A file holding the key (keeps it out of your shell history).")
+@click.option(
+    "--key-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file holding the key (keeps it out of your shell history).",
+)
 @click.argument("blob", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 def decrypt(key: str | None, key_file: Path | None, blob: Path, out: Path) -> None:
@@ -97,9 +100,11 @@ def _read_key(key: str | None, key_file: Path | None) -> str:
 
 
 @main.command("rotate-master-key")
-@click.option("--retire-old", is_flag=True,
-              help="After a rotation: check every user key opens with the new key, then "
-                   "remove the old key(s).")
+@click.option(
+    "--retire-old",
+    is_flag=True,
+    help="After a rotation: check every user key opens with the new key, then remove the old key(s).",
+)
 def rotate_master_key(retire_old: bool) -> None:
     """Re-wrap every user key under a new master key (resumable if interrupted)."""
     from .extensions import db
@@ -133,8 +138,10 @@ def _rotate(ctx) -> None:
             write_master_keys(path, [new_fernet_key(), *keys])
             click.echo("added a new master key in front of the old one")
     count = rewrap_user_keys(ctx, after_batch=lambda n: click.echo(f"re-wrapped {n} user keys"))
-    click.echo(f"all {count} user keys are wrapped by the new master key; the old one still "
-               "opens them until you run `ghostcache rotate-master-key --retire-old`")
+    click.echo(
+        f"all {count} user keys are wrapped by the new master key; the old one still "
+        "opens them until you run `ghostcache rotate-master-key --retire-old`"
+    )
 
 
 def _retire_old_master_keys(ctx) -> None:
@@ -149,8 +156,10 @@ def _retire_old_master_keys(ctx) -> None:
         )
     settings = ctx.rt.settings
     if settings.master_key is not None:
-        click.echo("every user key opens with the first key of GHOSTCACHE_MASTER_KEY: remove "
-                   "the others from it and restart the servers")
+        click.echo(
+            "every user key opens with the first key of GHOSTCACHE_MASTER_KEY: remove "
+            "the others from it and restart the servers"
+        )
         return
     path = master_key_path(settings)
     keys = read_master_keys(path)

@@ -38,8 +38,7 @@ def master_key_path(settings: Settings) -> Path:
 
 
 def _parse_keys(raw: str) -> list[Secret]:
-    return [Secret(line.strip().encode()) for line in raw.replace(",", "\n").splitlines()
-            if line.strip()]
+    return [Secret(line.strip().encode()) for line in raw.replace(",", "\n").splitlines() if line.strip()]
 
 
 def load_master_keyring(settings: Settings) -> MasterKeyring | KeyFileRing:

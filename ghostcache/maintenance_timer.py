@@ -20,8 +20,7 @@ def run_purge_if_due(app: Flask) -> maintenance.PurgeReport | None:
     rt = app.extensions["ghostcache"]
     with app.app_context():
         ctx = Context(db=db.session, rt=rt)
-        if not maintenance.claim_lease(ctx, maintenance.PURGE_LEASE,
-                                       rt.settings.purge_interval_seconds):
+        if not maintenance.claim_lease(ctx, maintenance.PURGE_LEASE, rt.settings.purge_interval_seconds):
             return None
         report = maintenance.purge(ctx)
         log.info("purge: %s", report)

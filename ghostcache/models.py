@@ -83,9 +83,7 @@ class Contact(db.Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     owner_id: Mapped[int] = _user_fk()
     contact_id: Mapped[int] = _user_fk()
-    connection_id: Mapped[int] = mapped_column(
-        ForeignKey("connection.id", ondelete="CASCADE"), index=True
-    )
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connection.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -121,9 +119,7 @@ class Message(db.Model):
     __table_args__ = (Index("ix_message_undelivered", "receiver_id", "delivered", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    connection_id: Mapped[int] = mapped_column(
-        ForeignKey("connection.id", ondelete="CASCADE"), index=True
-    )
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connection.id", ondelete="CASCADE"), index=True)
     sender_id: Mapped[int] = _user_fk()
     receiver_id: Mapped[int] = _user_fk()
     content: Mapped[str] = mapped_column(Text)  # encrypted with the connection's chat key

@@ -39,8 +39,12 @@ def ref(name: str) -> dict:
 
 def obj(required: dict, optional: dict | None = None) -> dict:
     """A closed object: these fields, no others."""
-    return {"type": "object", "properties": {**required, **(optional or {})},
-            "required": list(required), "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": {**required, **(optional or {})},
+        "required": list(required),
+        "additionalProperties": False,
+    }
 
 
 def array(items: dict, **extra) -> dict:
@@ -75,8 +79,13 @@ def error_answer(status: int, codes: tuple[str, ...]) -> dict:
     schema = {"allOf": [ref("Error"), {"properties": {"error": {"enum": sorted(set(codes))}}}]}
     extra = {}
     if status == 429:
-        extra["headers"] = {"Retry-After": {"description": "Seconds to wait.", "required": True,
-                                            "schema": {"type": "integer", "minimum": 0}}}
+        extra["headers"] = {
+            "Retry-After": {
+                "description": "Seconds to wait.",
+                "required": True,
+                "schema": {"type": "integer", "minimum": 0},
+            }
+        }
     return answer(f"Error: {', '.join(sorted(set(codes)))}", schema, **extra)
 
 
@@ -92,10 +101,20 @@ def query_param(name: str, schema: dict, description: str) -> dict:
     return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
 
 
-def operation(op_id: str, summary: str, responses: dict, *, errors: dict | None = None,
-              login: bool = True, limited: bool = False, body: dict | None = None,
-              params: tuple = (), links: dict | None = None, tag: str = "accounts",
-              method: str = "get") -> dict:
+def operation(
+    op_id: str,
+    summary: str,
+    responses: dict,
+    *,
+    errors: dict | None = None,
+    login: bool = True,
+    limited: bool = False,
+    body: dict | None = None,
+    params: tuple = (),
+    links: dict | None = None,
+    tag: str = "accounts",
+    method: str = "get",
+) -> dict:
     """One operation. Adds the errors every route of its kind has: 401 login_required for
     member routes, 400 csrf_failed for POSTs (invalid_json with a JSON body), 404 for an
     id in the path that is not a whole number, 429 rate_limited where a limit applies."""
@@ -115,9 +134,14 @@ def operation(op_id: str, summary: str, responses: dict, *, errors: dict | None 
     if limited:
         add(429, "rate_limited")
     security = [{"session": [], "csrf": []}] if method == "post" else [{"session": []}] if login else []
-    op = {"operationId": op_id, "summary": summary, "tags": [tag], "security": security,
-          "responses": {str(s): r for s, r in responses.items()}
-          | {str(s): error_answer(s, codes) for s, codes in sorted(errors.items())}}
+    op = {
+        "operationId": op_id,
+        "summary": summary,
+        "tags": [tag],
+        "security": security,
+        "responses": {str(s): r for s, r in responses.items()}
+        | {str(s): error_answer(s, codes) for s, codes in sorted(errors.items())},
+    }
     if params:
         op["parameters"] = list(params)
     if body:
@@ -127,10 +151,12 @@ def operation(op_id: str, summary: str, responses: dict, *, errors: dict | None 
     return op
 
 
-def html_page(op_id: str, summary: str, *, login: bool = False, params: tuple = (),
-              tag: str = "pages") -> dict:
-    return operation(op_id, summary, {200: answer("The page.", PAGE, HTML)}, login=login,
-                     params=params, tag=tag)
+def html_page(
+    op_id: str, summary: str, *, login: bool = False, params: tuple = (), tag: str = "pages"
+) -> dict:
+    return operation(
+        op_id, summary, {200: answer("The page.", PAGE, HTML)}, login=login, params=params, tag=tag
+    )
 
 
 def file_link(op_id: str) -> dict:
@@ -141,19 +167,36 @@ def file_link(op_id: str) -> dict:
 
 TIMESTAMP = string(format="date-time", pattern=TIMESTAMP_PATTERN)
 USER_FIELDS = {"id": ID, "username": string(pattern=USERNAME_PATTERN)}
-MESSAGE_FIELDS = {"id": ID, "sender_id": ID, "sender": string(pattern=USERNAME_PATTERN),
-                  "receiver_id": ID, "message": TEXT, "timestamp": ref("Timestamp")}
-FILE_FIELDS = {"id": ID, "filename": string(minLength=1, maxLength=255),
-               "size": {"type": "integer", "minimum": 0}, "created_at": ref("Timestamp"),
-               "expiry": ref("Timestamp"), "owner": ref("User")}
+MESSAGE_FIELDS = {
+    "id": ID,
+    "sender_id": ID,
+    "sender": string(pattern=USERNAME_PATTERN),
+    "receiver_id": ID,
+    "message": TEXT,
+    "timestamp": ref("Timestamp"),
+}
+FILE_FIELDS = {
+    "id": ID,
+    "filename": string(minLength=1, maxLength=255),
+    "size": {"type": "integer", "minimum": 0},
+    "created_at": ref("Timestamp"),
+    "expiry": ref("Timestamp"),
+    "owner": ref("User"),
+}
 OWNED_FILE_FIELDS = FILE_FIELDS | {"shared_with": array(ref("User"))}
 CONNECTION_LIST = array(ref("Connection"))
 
 SCHEMAS = {
     "Timestamp": TIMESTAMP,
     "User": obj(USER_FIELDS),
-    "Connection": obj({"id": ID, "status": {"enum": ["pending", "accepted", "denied"]},
-                       "created_at": ref("Timestamp"), "user": ref("User")}),
+    "Connection": obj(
+        {
+            "id": ID,
+            "status": {"enum": ["pending", "accepted", "denied"]},
+            "created_at": ref("Timestamp"),
+            "user": ref("User"),
+        }
+    ),
     "Message": obj(MESSAGE_FIELDS),
     "HistoryMessage": obj(MESSAGE_FIELDS | {"delivered": BOOL}),
     "File": obj(FILE_FIELDS),
@@ -162,8 +205,7 @@ SCHEMAS = {
     "Error": obj({"error": string(pattern=r"^[a-z_]+$"), "message": string(minLength=1)}),
     "LoggedIn": obj(USER_FIELDS | {"csrf_token": string(minLength=1)}),
     "CsrfToken": obj({"csrf_token": string(minLength=1)}),
-    "Connections": obj({"sent": CONNECTION_LIST, "received": CONNECTION_LIST,
-                        "accepted": CONNECTION_LIST}),
+    "Connections": obj({"sent": CONNECTION_LIST, "received": CONNECTION_LIST, "accepted": CONNECTION_LIST}),
     "Queued": obj({"status": const("queued"), "id": ID, "timestamp": ref("Timestamp")}),
     "History": obj({"with": ref("User"), "messages": array(ref("HistoryMessage"))}),
     "SearchResults": obj({"query": TEXT, "results": array(ref("User"), maxItems=50)}),
@@ -175,12 +217,20 @@ SCHEMAS = {
 }
 
 SECURITY_SCHEMES = {
-    "session": {"type": "apiKey", "in": "cookie", "name": "session",
-                "description": "The Flask session cookie (HttpOnly, SameSite=Lax), set by GET /csrf "
-                               "for a new session and by POST /login for a logged-in one."},
-    "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRFToken",
-             "description": "The session's CSRF token, required on every POST (also as form "
-                            "field csrf_token); a missing or wrong one is 400 csrf_failed."},
+    "session": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "session",
+        "description": "The Flask session cookie (HttpOnly, SameSite=Lax), set by GET /csrf "
+        "for a new session and by POST /login for a logged-in one.",
+    },
+    "csrf": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-CSRFToken",
+        "description": "The session's CSRF token, required on every POST (also as form "
+        "field csrf_token); a missing or wrong one is 400 csrf_failed.",
+    },
 }
 
 # --- inputs shared by several routes ----------------------------------------
@@ -201,48 +251,109 @@ def _accounts() -> dict:
     return {
         "/": {"get": html_page("index", "The index page.")},
         "/help": {"get": html_page("help", "The usage guide.")},
-        "/openapi.json": {"get": operation(
-            "openapi", "This document.", {OK: answer("OpenAPI 3.1 document.", {"type": "object"})},
-            login=False, tag="docs")},
-        "/csrf": {"get": operation(
-            "csrfToken", "A CSRF token (starts a session if needed).",
-            {OK: answer("The token.", ref("CsrfToken"))}, login=False)},
+        "/openapi.json": {
+            "get": operation(
+                "openapi",
+                "This document.",
+                {OK: answer("OpenAPI 3.1 document.", {"type": "object"})},
+                login=False,
+                tag="docs",
+            )
+        },
+        "/csrf": {
+            "get": operation(
+                "csrfToken",
+                "A CSRF token (starts a session if needed).",
+                {OK: answer("The token.", ref("CsrfToken"))},
+                login=False,
+            )
+        },
         "/register": {
             "get": html_page("registerForm", "The registration form."),
             "post": operation(
-                "register", "Create an account.",
+                "register",
+                "Create an account.",
                 {201: answer("The new user.", ref("User"))},
-                errors={400: ("missing_field", "invalid_username", "weak_password", "password_too_long",
-                              "same_passwords", "invalid_field"), 409: ("username_taken",)},
-                login=False, limited=True, method="post",
-                body=json_body({"username": string(pattern=USERNAME_PATTERN), "password": PASSWORD,
-                                "d_pass": PASSWORD | {"description": "Destruction password."}})),
+                errors={
+                    400: (
+                        "missing_field",
+                        "invalid_username",
+                        "weak_password",
+                        "password_too_long",
+                        "same_passwords",
+                        "invalid_field",
+                    ),
+                    409: ("username_taken",),
+                },
+                login=False,
+                limited=True,
+                method="post",
+                body=json_body(
+                    {
+                        "username": string(pattern=USERNAME_PATTERN),
+                        "password": PASSWORD,
+                        "d_pass": PASSWORD | {"description": "Destruction password."},
+                    }
+                ),
+            ),
         },
         "/login": {
-            "get": html_page("loginForm", "The login form.", params=(
-                query_param("next", TEXT, "Local path to go to after logging in."),)),
+            "get": html_page(
+                "loginForm",
+                "The login form.",
+                params=(query_param("next", TEXT, "Local path to go to after logging in."),),
+            ),
             "post": operation(
-                "login", "Log in (a new session; the answer carries its CSRF token).",
+                "login",
+                "Log in (a new session; the answer carries its CSRF token).",
                 {OK: answer("The user and the new session's CSRF token.", ref("LoggedIn"))},
                 errors={400: ("invalid_field",), 401: ("invalid_credentials",)},
-                login=False, limited=True, method="post",
-                body=json_body({"username": TEXT, "password": TEXT},
-                               {"next": string(description="Local path (browser face only).")})),
+                login=False,
+                limited=True,
+                method="post",
+                body=json_body(
+                    {"username": TEXT, "password": TEXT},
+                    {"next": string(description="Local path (browser face only).")},
+                ),
+            ),
         },
         "/logout": {
-            method: operation(f"logout{method.title()}", "Log out.",
-                              {OK: answer("Logged out.", ref("LoggedOut"))}, login=False, method=method)
+            method: operation(
+                f"logout{method.title()}",
+                "Log out.",
+                {OK: answer("Logged out.", ref("LoggedOut"))},
+                login=False,
+                method=method,
+            )
             for method in ("get", "post")
         },
-        "/password": {"post": operation(
-            "changePassword", "Change my password; other sessions end, this one gets a new token.",
-            {OK: answer("Changed; the new session's CSRF token.", ref("PasswordChanged"))},
-            errors={400: ("missing_field", "weak_password", "password_too_long", "same_passwords",
-                          "invalid_field"), 401: ("invalid_credentials",)},
-            method="post", body=json_body({"password": TEXT, "new_password": PASSWORD}))},
-        "/delete_account": {"post": operation(
-            "deleteAccount", "Delete my account and everything it owns; the session ends.",
-            {OK: answer("Deleted.", ref("Deleted"))}, method="post")},
+        "/password": {
+            "post": operation(
+                "changePassword",
+                "Change my password; other sessions end, this one gets a new token.",
+                {OK: answer("Changed; the new session's CSRF token.", ref("PasswordChanged"))},
+                errors={
+                    400: (
+                        "missing_field",
+                        "weak_password",
+                        "password_too_long",
+                        "same_passwords",
+                        "invalid_field",
+                    ),
+                    401: ("invalid_credentials",),
+                },
+                method="post",
+                body=json_body({"password": TEXT, "new_password": PASSWORD}),
+            )
+        },
+        "/delete_account": {
+            "post": operation(
+                "deleteAccount",
+                "Delete my account and everything it owns; the session ends.",
+                {OK: answer("Deleted.", ref("Deleted"))},
+                method="post",
+            )
+        },
     }
 
 
@@ -251,25 +362,58 @@ def _connections() -> dict:
     not_pending = {404: ("not_found",), 409: ("not_pending",)}
     return {
         "/connect": {
-            "get": html_page("connectForm", "The contact request form.", login=True, params=(
-                query_param("username", TEXT, "Prefills the form."),)),
+            "get": html_page(
+                "connectForm",
+                "The contact request form.",
+                login=True,
+                params=(query_param("username", TEXT, "Prefills the form."),),
+            ),
             "post": operation(
-                "connect", "Send a contact request.",
+                "connect",
+                "Send a contact request.",
                 {201: answer("The pending connection.", ref("Connection"))},
-                errors={400: ("missing_field", "cannot_connect_to_self", "invalid_field"),
-                        404: ("user_not_found",), 403: ("blocked",), 409: ("already_connected",)},
-                limited=True, method="post", tag="connections",
-                body=json_body({"username": USERNAME_IN})),
+                errors={
+                    400: ("missing_field", "cannot_connect_to_self", "invalid_field"),
+                    404: ("user_not_found",),
+                    403: ("blocked",),
+                    409: ("already_connected",),
+                },
+                limited=True,
+                method="post",
+                tag="connections",
+                body=json_body({"username": USERNAME_IN}),
+            ),
         },
-        "/connections": {"get": operation(
-            "listConnections", "My pending (sent, received) and accepted connections.",
-            {OK: answer("The lists.", ref("Connections"))}, tag="connections")},
-        "/connect/accept/{conn_id}": {"post": operation(
-            "acceptConnection", "Accept a request (generates the connection's keys).",
-            answer_request, errors=not_pending, params=(CONN_ID,), method="post", tag="connections")},
-        "/connect/deny/{conn_id}": {"post": operation(
-            "denyConnection", "Deny a request; the receiver now blocks the sender.",
-            answer_request, errors=not_pending, params=(CONN_ID,), method="post", tag="connections")},
+        "/connections": {
+            "get": operation(
+                "listConnections",
+                "My pending (sent, received) and accepted connections.",
+                {OK: answer("The lists.", ref("Connections"))},
+                tag="connections",
+            )
+        },
+        "/connect/accept/{conn_id}": {
+            "post": operation(
+                "acceptConnection",
+                "Accept a request (generates the connection's keys).",
+                answer_request,
+                errors=not_pending,
+                params=(CONN_ID,),
+                method="post",
+                tag="connections",
+            )
+        },
+        "/connect/deny/{conn_id}": {
+            "post": operation(
+                "denyConnection",
+                "Deny a request; the receiver now blocks the sender.",
+                answer_request,
+                errors=not_pending,
+                params=(CONN_ID,),
+                method="post",
+                tag="connections",
+            )
+        },
     }
 
 
@@ -277,93 +421,203 @@ def _chat() -> dict:
     queued = {201: answer("Stored, waiting for delivery.", ref("Queued"))}
     last_event = "Resume after this message id (also as header Last-Event-ID)."
     return {
-        "/chat/send": {"post": operation(
-            "sendMessage", "Send a message to an accepted contact.", queued, errors=MESSAGE_ERRORS,
-            limited=True, method="post", tag="chat",
-            body=json_body({"receiver_id": ID, "message": MESSAGE_IN}))},
-        "/chat/poll": {"get": operation(
-            "poll", "Every undelivered message to me, oldest first; they are now delivered.",
-            {OK: answer("The messages.", array(ref("Message")))}, tag="chat")},
-        "/chat/stream": {"get": operation(
-            "stream", "Server-Sent Events: message objects as they arrive (event: message).",
-            {OK: answer("An event stream; ends after GHOSTCACHE_STREAM_SECONDS.", TEXT,
-                        "text/event-stream")},
-            params=({"name": "Last-Event-ID", "in": "header", "required": False,
-                     "description": last_event, "schema": string(pattern=r"^[0-9]{1,18}$")},
-                    query_param("last_event_id", string(pattern=r"^[0-9]{1,18}$"), last_event)),
-            tag="chat")},
+        "/chat/send": {
+            "post": operation(
+                "sendMessage",
+                "Send a message to an accepted contact.",
+                queued,
+                errors=MESSAGE_ERRORS,
+                limited=True,
+                method="post",
+                tag="chat",
+                body=json_body({"receiver_id": ID, "message": MESSAGE_IN}),
+            )
+        },
+        "/chat/poll": {
+            "get": operation(
+                "poll",
+                "Every undelivered message to me, oldest first; they are now delivered.",
+                {OK: answer("The messages.", array(ref("Message")))},
+                tag="chat",
+            )
+        },
+        "/chat/stream": {
+            "get": operation(
+                "stream",
+                "Server-Sent Events: message objects as they arrive (event: message).",
+                {
+                    OK: answer(
+                        "An event stream; ends after GHOSTCACHE_STREAM_SECONDS.", TEXT, "text/event-stream"
+                    )
+                },
+                params=(
+                    {
+                        "name": "Last-Event-ID",
+                        "in": "header",
+                        "required": False,
+                        "description": last_event,
+                        "schema": string(pattern=r"^[0-9]{1,18}$"),
+                    },
+                    query_param("last_event_id", string(pattern=r"^[0-9]{1,18}$"), last_event),
+                ),
+                tag="chat",
+            )
+        },
         "/chat/{other_id}": {
             "get": operation(
-                "history", "Messages with a contact, oldest first; mine shown here become delivered.",
+                "history",
+                "Messages with a contact, oldest first; mine shown here become delivered.",
                 {OK: answer("The page of history.", ref("History"))},
-                errors={400: ("invalid_parameter",), 403: ("not_connected",)}, tag="chat", params=(
+                errors={400: ("invalid_parameter",), 403: ("not_connected",)},
+                tag="chat",
+                params=(
                     OTHER_ID,
                     query_param("before", ID, "Only messages older than this message id."),
-                    query_param("limit", ID, "How many (default 50, at most 200; larger is capped)."))),
+                    query_param("limit", ID, "How many (default 50, at most 200; larger is capped)."),
+                ),
+            ),
             "post": operation(
-                "sendTo", "Send a message to this contact.", queued, errors=MESSAGE_ERRORS,
-                limited=True, params=(OTHER_ID,), method="post", tag="chat",
-                body=json_body({"message": MESSAGE_IN})),
+                "sendTo",
+                "Send a message to this contact.",
+                queued,
+                errors=MESSAGE_ERRORS,
+                limited=True,
+                params=(OTHER_ID,),
+                method="post",
+                tag="chat",
+                body=json_body({"message": MESSAGE_IN}),
+            ),
         },
     }
 
 
 def _search() -> dict:
-    return {"/search": {"get": operation(
-        "search", "Users whose name contains q (any case), minus me and blocks; at most 50.",
-        {OK: answer("The matches, sorted by username.", ref("SearchResults"))}, tag="search",
-        params=(query_param("q", TEXT, "Part of a username; empty gives no results."),))}}
+    return {
+        "/search": {
+            "get": operation(
+                "search",
+                "Users whose name contains q (any case), minus me and blocks; at most 50.",
+                {OK: answer("The matches, sorted by username.", ref("SearchResults"))},
+                tag="search",
+                params=(query_param("q", TEXT, "Part of a username; empty gives no results."),),
+            )
+        }
+    }
 
 
 def _files() -> dict:
-    upload_body = {"required": True, "content": {FORM_DATA: {
-        "schema": {"type": "object", "required": ["file"], "properties": {
-            "file": string(contentMediaType="application/octet-stream",
-                           description="The file; its name is kept (last path component)."),
-            "expiry_days": {"type": "integer", "minimum": 1,
-                            "description": "Days to keep it: default 365, above 365 is capped."},
-        }},
-    }}}
+    upload_body = {
+        "required": True,
+        "content": {
+            FORM_DATA: {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": string(
+                            contentMediaType="application/octet-stream",
+                            description="The file; its name is kept (last path component).",
+                        ),
+                        "expiry_days": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "description": "Days to keep it: default 365, above 365 is capped.",
+                        },
+                    },
+                },
+            }
+        },
+    }
     blob = {"type": "string", "contentMediaType": "application/octet-stream"}
-    download_headers = {"Content-Disposition": {"required": True, "schema": TEXT,
-                                                "description": "attachment; RFC 6266 filename*."}}
+    download_headers = {
+        "Content-Disposition": {
+            "required": True,
+            "schema": TEXT,
+            "description": "attachment; RFC 6266 filename*.",
+        }
+    }
     return {
-        "/files": {"get": operation(
-            "listFiles", "My unexpired files and those shared with me.",
-            {OK: answer("The lists.", ref("Files"))}, tag="files")},
+        "/files": {
+            "get": operation(
+                "listFiles",
+                "My unexpired files and those shared with me.",
+                {OK: answer("The lists.", ref("Files"))},
+                tag="files",
+            )
+        },
         "/file/upload": {
             "get": html_page("uploadForm", "The upload form.", login=True),
             "post": operation(
-                "upload", "Upload a file; it is encrypted (age v1) as it arrives.",
+                "upload",
+                "Upload a file; it is encrypted (age v1) as it arrives.",
                 {201: answer("The file and its key (the only copy).", ref("UploadedFile"))},
                 errors={400: ("missing_file", "invalid_expiry", "invalid_upload"), 413: ("too_large",)},
-                limited=True, body=upload_body, method="post", tag="files",
-                links={"view": file_link("viewFile"), "download": file_link("download"),
-                       "share": file_link("share"),
-                       "delete": file_link("deleteFile")}),
+                limited=True,
+                body=upload_body,
+                method="post",
+                tag="files",
+                links={
+                    "view": file_link("viewFile"),
+                    "download": file_link("download"),
+                    "share": file_link("share"),
+                    "delete": file_link("deleteFile"),
+                },
+            ),
         },
-        "/file/{file_id}": {"get": operation(
-            "download", "The encrypted blob, as an attachment.",
-            {OK: answer("The age v1 blob.", blob, "application/octet-stream",
-                        headers=download_headers)},
-            errors={410: ("expired",)}, params=(FILE_ID,), tag="files")},
-        "/file/{file_id}/view": {"get": operation(
-            "viewFile", "A file I own or that is shared with me; in a browser, its page, "
-                        "where it can be decrypted without the key leaving the page.",
-            {OK: {"description": "The file (with shared_with for its owner), or its page.",
-                  "content": content({"oneOf": [ref("OwnedFile"), ref("File")]})
-                  | content(PAGE, HTML)}},
-            errors={410: ("expired",)}, params=(FILE_ID,), tag="files")},
-        "/file/{file_id}/delete": {"post": operation(
-            "deleteFile", "Delete a file I own.", {OK: answer("Deleted.", ref("Deleted"))},
-            params=(FILE_ID,), method="post", tag="files")},
-        "/file/{file_id}/share": {"post": operation(
-            "share", "Let another user download a file I own.",
-            {201: answer("The grant.", ref("Grant"))},
-            errors={400: ("missing_field", "cannot_share_with_self", "invalid_field"),
-                    404: ("user_not_found",), 403: ("blocked",), 409: ("already_shared",),
-                    410: ("expired",)},
-            params=(FILE_ID,), method="post", tag="files", body=json_body({"username": USERNAME_IN}))},
+        "/file/{file_id}": {
+            "get": operation(
+                "download",
+                "The encrypted blob, as an attachment.",
+                {OK: answer("The age v1 blob.", blob, "application/octet-stream", headers=download_headers)},
+                errors={410: ("expired",)},
+                params=(FILE_ID,),
+                tag="files",
+            )
+        },
+        "/file/{file_id}/view": {
+            "get": operation(
+                "viewFile",
+                "A file I own or that is shared with me; in a browser, its page, "
+                "where it can be decrypted without the key leaving the page.",
+                {
+                    OK: {
+                        "description": "The file (with shared_with for its owner), or its page.",
+                        "content": content({"oneOf": [ref("OwnedFile"), ref("File")]}) | content(PAGE, HTML),
+                    }
+                },
+                errors={410: ("expired",)},
+                params=(FILE_ID,),
+                tag="files",
+            )
+        },
+        "/file/{file_id}/delete": {
+            "post": operation(
+                "deleteFile",
+                "Delete a file I own.",
+                {OK: answer("Deleted.", ref("Deleted"))},
+                params=(FILE_ID,),
+                method="post",
+                tag="files",
+            )
+        },
+        "/file/{file_id}/share": {
+            "post": operation(
+                "share",
+                "Let another user download a file I own.",
+                {201: answer("The grant.", ref("Grant"))},
+                errors={
+                    400: ("missing_field", "cannot_share_with_self", "invalid_field"),
+                    404: ("user_not_found",),
+                    403: ("blocked",),
+                    409: ("already_shared",),
+                    410: ("expired",),
+                },
+                params=(FILE_ID,),
+                method="post",
+                tag="files",
+                body=json_body({"username": USERNAME_IN}),
+            )
+        },
     }
 
 
@@ -376,8 +630,9 @@ def openapi_document() -> dict:
     return {
         "openapi": "3.1.0",
         "info": {"title": "GhostCache", "version": app_version, "description": DESCRIPTION},
-        "tags": [{"name": name} for name in ("accounts", "connections", "chat", "search", "files",
-                                              "pages", "docs")],
+        "tags": [
+            {"name": name} for name in ("accounts", "connections", "chat", "search", "files", "pages", "docs")
+        ],
         "paths": _accounts() | _connections() | _chat() | _search() | _files(),
         "components": copy.deepcopy({"schemas": SCHEMAS, "securitySchemes": SECURITY_SCHEMES}),
     }

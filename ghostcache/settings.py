@@ -136,7 +136,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     for key, raw in environ.items():
         if not key.startswith(PREFIX) or raw == "":
             continue
-        name = key[len(PREFIX):]
+        name = key[len(PREFIX) :]
         if name not in _READERS:
             known = ", ".join(PREFIX + k for k in sorted(_READERS))
             raise SettingsError(f"Unknown setting {key}. Known settings: {known}.")

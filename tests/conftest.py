@@ -63,13 +63,15 @@ class Session:
             self.token, self.id = body["csrf_token"], body["id"]
         return response
 
-    def upload(self, content: bytes = b"hello file", filename: str = "notes.txt",
-               expiry_days: str | None = None):
+    def upload(
+        self, content: bytes = b"hello file", filename: str = "notes.txt", expiry_days: str | None = None
+    ):
         data = {"file": (io.BytesIO(content), filename)}
         if expiry_days is not None:
             data["expiry_days"] = expiry_days
-        return self.client.post("/file/upload", data=data, headers=self.headers(),
-                                content_type="multipart/form-data")
+        return self.client.post(
+            "/file/upload", data=data, headers=self.headers(), content_type="multipart/form-data"
+        )
 
 
 @pytest.fixture
@@ -79,8 +81,9 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", argon2_profile="fast", purge_interval_seconds=0,
-                    stream_seconds=2)
+    return Settings(
+        data_dir=tmp_path / "data", argon2_profile="fast", purge_interval_seconds=0, stream_seconds=2
+    )
 
 
 @pytest.fixture

@@ -39,11 +39,13 @@ def rows_of(app, uid: int) -> dict[str, int]:
         "files": select(m.File).where(m.File.owner_id == uid),
         "messages": select(m.Message).where(or_(m.Message.sender_id == uid, m.Message.receiver_id == uid)),
         "connections": select(m.Connection).where(
-            or_(m.Connection.sender_id == uid, m.Connection.receiver_id == uid)),
+            or_(m.Connection.sender_id == uid, m.Connection.receiver_id == uid)
+        ),
         "contacts": select(m.Contact).where(or_(m.Contact.owner_id == uid, m.Contact.contact_id == uid)),
         "grants": select(m.FileAccess).where(m.FileAccess.user_id == uid),
         "blocks": select(m.Blacklist).where(
-            or_(m.Blacklist.blocker_id == uid, m.Blacklist.blocked_id == uid)),
+            or_(m.Blacklist.blocker_id == uid, m.Blacklist.blocked_id == uid)
+        ),
     }
     with app.app_context():
         return {name: len(db.session.scalars(q).all()) for name, q in queries.items()}
@@ -94,6 +96,7 @@ def assert_victim_gone_friend_intact(app, runtime, victim, friend, before_friend
 
 
 # ---- register ----------------------------------------------------------------
+
 
 def test_register_answers_201_with_the_user(app):
     body = ok(Session(app).register("newbie"), 201)
@@ -166,6 +169,7 @@ def test_username_keeps_its_case_and_login_ignores_case(app):
 
 # ---- login / logout ------------------------------------------------------------
 
+
 def test_login_returns_the_user_and_a_fresh_csrf_token(app):
     session = Session(app)
     created = ok(session.register("loginer"), 201)
@@ -211,10 +215,14 @@ def test_logout_form_redirects_home(make_user):
 
 # ---- deleting an account ---------------------------------------------------------
 
+
 def test_delete_account_removes_everything_and_ends_the_session(app, runtime, make_user, connect):
     victim, friend, _ = build_world(make_user, connect)
-    before, victim_blobs, friend_blobs = rows_of(app, friend.id), blob_names(app, victim.id), \
-        blob_names(app, friend.id)
+    before, victim_blobs, friend_blobs = (
+        rows_of(app, friend.id),
+        blob_names(app, victim.id),
+        blob_names(app, friend.id),
+    )
     assert ok(victim.post("/delete_account")) == {"deleted": True}
     assert_victim_gone_friend_intact(app, runtime, victim, friend, before, victim_blobs, friend_blobs)
     assert victim.get("/files").status_code == 401
@@ -222,6 +230,7 @@ def test_delete_account_removes_everything_and_ends_the_session(app, runtime, ma
 
 
 # ---- the destruction password ---------------------------------------------------
+
 
 def test_destruction_password_answers_like_a_wrong_password(app, make_user):
     victim = make_user()
@@ -247,8 +256,11 @@ def test_destruction_password_in_the_login_form_shows_the_same_page(app, make_us
 
 def test_destruction_password_deletes_everything_the_account_owns(app, runtime, make_user, connect):
     victim, friend, stranger = build_world(make_user, connect)
-    before, victim_blobs, friend_blobs = rows_of(app, friend.id), blob_names(app, victim.id), \
-        blob_names(app, friend.id)
+    before, victim_blobs, friend_blobs = (
+        rows_of(app, friend.id),
+        blob_names(app, victim.id),
+        blob_names(app, friend.id),
+    )
     assert Session(app).login(victim.username, DPASS).status_code == 401
     assert_victim_gone_friend_intact(app, runtime, victim, friend, before, victim_blobs, friend_blobs)
     assert rows_of(app, stranger.id)["grants"] == 1  # friend's file is still shared with stranger
@@ -270,6 +282,7 @@ def test_destroyed_username_can_no_longer_log_in(app, make_user):
 
 
 # ---- inactivity -----------------------------------------------------------------
+
 
 def test_login_after_31_idle_days_fails_and_deletes_the_account(app, clock):
     ok(Session(app).register("sleeper"), 201)
@@ -314,9 +327,13 @@ LOGIN_PATHS = ["unknown", "wrong", "right", "destruction", "inactive", "too_long
 def test_every_login_path_verifies_exactly_two_hashes(app, clock, runtime, monkeypatch, case):
     ok(Session(app).register("counted"), 201)
     username, password = {
-        "unknown": ("nobody", PASSWORD), "wrong": ("counted", WRONG), "right": ("counted", PASSWORD),
-        "destruction": ("counted", DPASS), "inactive": ("counted", PASSWORD),
-        "too_long": ("counted", "y" * 5000), "empty": ("", ""),
+        "unknown": ("nobody", PASSWORD),
+        "wrong": ("counted", WRONG),
+        "right": ("counted", PASSWORD),
+        "destruction": ("counted", DPASS),
+        "inactive": ("counted", PASSWORD),
+        "too_long": ("counted", "y" * 5000),
+        "empty": ("", ""),
     }[case]
     if case == "inactive":
         clock.advance(days=31)
@@ -329,10 +346,26 @@ def test_every_login_path_verifies_exactly_two_hashes(app, clock, runtime, monke
 
 # ---- logged-out access and the `next` parameter -----------------------------------
 
-PROTECTED_GETS = ["/connect", "/connections", "/chat/poll", "/chat/2", "/search?q=a", "/files",
-                  "/file/upload", "/file/1"]
-PROTECTED_POSTS = ["/delete_account", "/connect", "/connect/accept/1", "/connect/deny/1", "/chat/send",
-                   "/chat/2", "/file/1/delete", "/file/1/share"]
+PROTECTED_GETS = [
+    "/connect",
+    "/connections",
+    "/chat/poll",
+    "/chat/2",
+    "/search?q=a",
+    "/files",
+    "/file/upload",
+    "/file/1",
+]
+PROTECTED_POSTS = [
+    "/delete_account",
+    "/connect",
+    "/connect/accept/1",
+    "/connect/deny/1",
+    "/chat/send",
+    "/chat/2",
+    "/file/1/delete",
+    "/file/1/share",
+]
 
 
 @pytest.mark.parametrize("path", PROTECTED_GETS)
@@ -365,9 +398,19 @@ def test_login_form_goes_back_to_the_page_asked_for(app):
     assert session.client.get("/search?q=ab", headers=JSON).status_code == 200
 
 
-UNSAFE_NEXT = ["https://evil.example/", "//evil.example", "//evil.example/files", "///evil.example",
-               "/\\evil.example", "\\\\evil.example", "/\t/evil.example", "javascript:alert(1)",
-               "https:evil.example", "evil.example/files", " //evil.example"]
+UNSAFE_NEXT = [
+    "https://evil.example/",
+    "//evil.example",
+    "//evil.example/files",
+    "///evil.example",
+    "/\\evil.example",
+    "\\\\evil.example",
+    "/\t/evil.example",
+    "javascript:alert(1)",
+    "https:evil.example",
+    "evil.example/files",
+    " //evil.example",
+]
 
 
 @pytest.mark.parametrize("target", UNSAFE_NEXT)

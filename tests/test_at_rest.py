@@ -28,8 +28,9 @@ def findings(root: Path, needles: dict[str, bytes]) -> list[str]:
     found = []
     for path in data_files(root):
         content = path.read_bytes()
-        found += [f"{label} in {path.relative_to(root)}" for label, needle in needles.items()
-                  if needle in content]
+        found += [
+            f"{label} in {path.relative_to(root)}" for label, needle in needles.items() if needle in content
+        ]
     return found
 
 
@@ -91,8 +92,10 @@ def scripted_session(app, runtime):
         assert chat_key == _bytes(decrypt_for_user(receiver_key, row.chat_key_enc_receiver).reveal())
         secrets["chat key"] = chat_key
         secrets["raw chat key"] = base64.urlsafe_b64decode(chat_key)
-        for side, key, token in [("sender", sender_key, row.sender_privkey_enc),
-                                 ("receiver", receiver_key, row.receiver_privkey_enc)]:
+        for side, key, token in [
+            ("sender", sender_key, row.sender_privkey_enc),
+            ("receiver", receiver_key, row.receiver_privkey_enc),
+        ]:
             pem = _bytes(decrypt_for_user(key, token).reveal())
             line, der = _pem_body(pem)
             secrets[f"{side} private key (PEM)"], secrets[f"{side} private key (DER)"] = line, der
@@ -106,7 +109,8 @@ def test_the_data_folder_holds_the_expected_kinds_of_files(app, settings, script
 
 
 def test_no_message_file_content_key_or_password_is_anywhere_in_the_data_folder(
-        app, settings, scripted_session):
+    app, settings, scripted_session
+):
     assert len(scripted_session) >= 15
     assert findings(settings.data_dir, scripted_session) == []
 

@@ -8,8 +8,18 @@ from __future__ import annotations
 
 import pytest
 
-PUBLIC = {"auth.index", "auth.help", "auth.csrf_token", "auth.register_form", "auth.register",
-          "auth.login_form", "auth.login", "auth.logout", "docs.openapi", "static"}
+PUBLIC = {
+    "auth.index",
+    "auth.help",
+    "auth.csrf_token",
+    "auth.register_form",
+    "auth.register",
+    "auth.login_form",
+    "auth.login",
+    "auth.logout",
+    "docs.openapi",
+    "static",
+}
 
 # endpoint -> what a logged-in stranger gets when aiming at someone else's object
 STRANGER = {
@@ -23,10 +33,20 @@ STRANGER = {
     "chat.post": 403,
 }
 
-MEMBER_ONLY = {"auth.delete_account", "auth.change_password",
-               "connections.connect_form", "connections.connect",
-               "connections.index", "chat.send", "chat.poll", "chat.stream", "search.search",
-               "files.index", "files.upload_form", "files.upload"} | set(STRANGER)
+MEMBER_ONLY = {
+    "auth.delete_account",
+    "auth.change_password",
+    "connections.connect_form",
+    "connections.connect",
+    "connections.index",
+    "chat.send",
+    "chat.poll",
+    "chat.stream",
+    "search.search",
+    "files.index",
+    "files.upload_form",
+    "files.upload",
+} | set(STRANGER)
 
 
 def _routes(app):
@@ -57,8 +77,12 @@ def _url(rule, ids: dict) -> str:
 
 
 def _ids(world) -> dict:
-    return {"conn_id": world["pending"], "file_id": world["file"], "other_id": world["alice"].id,
-            "filename": "app.css"}
+    return {
+        "conn_id": world["pending"],
+        "file_id": world["file"],
+        "other_id": world["alice"].id,
+        "filename": "app.css",
+    }
 
 
 def test_anonymous_gets_login_required_on_every_member_route(app, world):
@@ -67,8 +91,11 @@ def test_anonymous_gets_login_required_on_every_member_route(app, world):
     for rule, method in _routes(app):
         if rule.endpoint not in MEMBER_ONLY:
             continue
-        response = anonymous.open(_url(rule, _ids(world)), method=method,
-                                  headers={"Accept": "application/json", "X-CSRFToken": token})
+        response = anonymous.open(
+            _url(rule, _ids(world)),
+            method=method,
+            headers={"Accept": "application/json", "X-CSRFToken": token},
+        )
         assert response.status_code == 401, (method, rule.rule)
         assert response.get_json()["error"] == "login_required"
 
@@ -78,9 +105,12 @@ def test_stranger_cannot_touch_other_peoples_objects(app, world, make_user):
     for rule, method in _routes(app):
         if rule.endpoint not in STRANGER:
             continue
-        response = stranger.client.open(_url(rule, _ids(world)), method=method,
-                                        headers=stranger.headers(), json={"username": "x",
-                                                                          "message": "hi"})
+        response = stranger.client.open(
+            _url(rule, _ids(world)),
+            method=method,
+            headers=stranger.headers(),
+            json={"username": "x", "message": "hi"},
+        )
         assert response.status_code == STRANGER[rule.endpoint], (method, rule.rule)
 
 
@@ -105,7 +135,8 @@ def test_rightful_parties_succeed(world):
     assert bob.get(f"/file/{world['file']}").status_code == 200
     assert bob.get(f"/file/{world['file']}/view").status_code == 200
     assert alice.get(f"/file/{world['file']}/view").get_json()["shared_with"] == [
-        {"id": bob.id, "username": bob.username}]
+        {"id": bob.id, "username": bob.username}
+    ]
     assert bob.get(f"/chat/{alice.id}").status_code == 200
     assert alice.post(f"/chat/{bob.id}", {"message": "hello"}).status_code == 201
     assert alice.post(f"/file/{world['file']}/delete").status_code == 200

@@ -67,8 +67,9 @@ def frames(body: str) -> list[dict]:
     """The `event: message` frames of an SSE body, as {id, event, data}."""
     result = []
     for block in body.split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.split("\n") if ": " in line
-                      and not line.startswith(":"))
+        fields = dict(
+            line.split(": ", 1) for line in block.split("\n") if ": " in line and not line.startswith(":")
+        )
         if fields.get("event") == "message":
             result.append({"id": int(fields["id"]), "data": json.loads(fields["data"])})
     return result
@@ -89,20 +90,24 @@ def test_send_answers_queued_with_id_and_timestamp(alice, bob, clock):
 
 
 def test_form_fields_work_as_well_as_json(alice, bob):
-    response = alice.client.post("/chat/send", data={"receiver_id": str(bob.id), "message": "form"},
-                                 headers=alice.headers())
+    response = alice.client.post(
+        "/chat/send", data={"receiver_id": str(bob.id), "message": "form"}, headers=alice.headers()
+    )
     assert response.status_code == 201
     assert [m["message"] for m in bob.get("/chat/poll").get_json()] == ["form"]
 
 
-@pytest.mark.parametrize("body", [
-    {"message": "no receiver"},
-    {"receiver_id": "", "message": "empty receiver"},
-    {"receiver_id": "BOB"},
-    {"receiver_id": "BOB", "message": ""},
-    {"receiver_id": "BOB", "message": "   \n "},
-    {"receiver_id": "BOB", "message": None},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"message": "no receiver"},
+        {"receiver_id": "", "message": "empty receiver"},
+        {"receiver_id": "BOB"},
+        {"receiver_id": "BOB", "message": ""},
+        {"receiver_id": "BOB", "message": "   \n "},
+        {"receiver_id": "BOB", "message": None},
+    ],
+)
 def test_missing_receiver_or_message_is_missing_field(alice, bob, body):
     body = {k: bob.id if v == "BOB" else v for k, v in body.items()}
     assert error(alice.post("/chat/send", body)) == (400, "missing_field")
@@ -178,8 +183,12 @@ def test_poll_returns_undelivered_messages_oldest_first_then_nothing(alice, bob,
     assert [m["id"] for m in messages] == [first, second]
     assert all(set(m) == MESSAGE_FIELDS for m in messages)
     assert messages[0] == {
-        "id": first, "sender_id": alice.id, "sender": "alice", "receiver_id": bob.id,
-        "message": "one", "timestamp": "2026-01-01T12:00:00+00:00",
+        "id": first,
+        "sender_id": alice.id,
+        "sender": "alice",
+        "receiver_id": bob.id,
+        "message": "one",
+        "timestamp": "2026-01-01T12:00:00+00:00",
     }
     assert messages[1]["timestamp"] == "2026-01-01T12:00:05+00:00"
     assert bob.get("/chat/poll").get_json() == []
@@ -239,9 +248,16 @@ def test_history_huge_limit_is_capped_and_huge_before_means_everything(alice, bo
     assert [m["id"] for m in history(alice, bob, before=10**20)["messages"]] == ids
 
 
-@pytest.mark.parametrize("params", [
-    {"before": "abc"}, {"limit": "-1"}, {"limit": "abc"}, {"before": "1.5"}, {"limit": "0"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"before": "abc"},
+        {"limit": "-1"},
+        {"limit": "abc"},
+        {"before": "1.5"},
+        {"limit": "0"},
+    ],
+)
 def test_history_non_integer_parameters_are_invalid(alice, bob, params):
     response = alice.get(f"/chat/{bob.id}", query_string=params)
     assert error(response) == (400, "invalid_parameter")
@@ -285,10 +301,13 @@ def test_post_to_chat_page_sends_like_send(alice, bob):
     assert [m["message"] for m in bob.get("/chat/poll").get_json()] == ["via page"]
 
 
-@pytest.mark.parametrize(("body", "expected"), [
-    ({"message": ""}, (400, "missing_field")),
-    ({"message": "y" * 10_001}, (400, "message_too_long")),
-])
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"message": ""}, (400, "missing_field")),
+        ({"message": "y" * 10_001}, (400, "message_too_long")),
+    ],
+)
 def test_post_to_chat_page_validates_like_send(alice, bob, body, expected):
     assert error(alice.post(f"/chat/{bob.id}", body)) == expected
 
@@ -311,8 +330,9 @@ def test_html_post_redirects_back_to_the_chat_page_showing_the_message(alice, bo
 
 
 def test_html_post_error_flashes_on_the_chat_page(alice, bob):
-    response = alice.client.post(f"/chat/{bob.id}", data={"csrf_token": alice.token, "message": ""},
-                                 follow_redirects=True)
+    response = alice.client.post(
+        f"/chat/{bob.id}", data={"csrf_token": alice.token, "message": ""}, follow_redirects=True
+    )
     assert response.status_code == 200
     assert response.request.path == f"/chat/{bob.id}"
     html = response.get_data(as_text=True)
@@ -320,8 +340,9 @@ def test_html_post_error_flashes_on_the_chat_page(alice, bob):
 
 
 def test_html_send_redirects(alice, bob):
-    response = alice.client.post("/chat/send", data={
-        "csrf_token": alice.token, "receiver_id": str(bob.id), "message": "x"})
+    response = alice.client.post(
+        "/chat/send", data={"csrf_token": alice.token, "receiver_id": str(bob.id), "message": "x"}
+    )
     assert response.status_code == 302
 
 

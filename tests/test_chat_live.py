@@ -30,15 +30,17 @@ class Client:
         self.id: int | None = None
 
     def post(self, path: str, body: dict | None = None) -> requests.Response:
-        return self.http.post(self.base + path, json=body or {}, timeout=30,
-                              headers={"X-CSRFToken": self.token})
+        return self.http.post(
+            self.base + path, json=body or {}, timeout=30, headers={"X-CSRFToken": self.token}
+        )
 
     def get(self, path: str, **kw) -> requests.Response:
         return self.http.get(self.base + path, timeout=kw.pop("timeout", 30), **kw)
 
     def signup(self) -> Client:
-        registered = self.post("/register", {"username": self.username, "password": PASSWORD,
-                                             "d_pass": DPASS})
+        registered = self.post(
+            "/register", {"username": self.username, "password": PASSWORD, "d_pass": DPASS}
+        )
         assert registered.status_code == 201, registered.text
         login = self.post("/login", {"username": self.username, "password": PASSWORD})
         assert login.status_code == 200, login.text
@@ -124,8 +126,9 @@ def test_stream_delivers_a_message_sent_after_it_opened(live_server, pair):
     buffer = ""
     message_id = None
     found = None
-    with bob.get("/chat/stream", stream=True, timeout=10,
-                 headers={"Accept": "text/event-stream"}) as response:
+    with bob.get(
+        "/chat/stream", stream=True, timeout=10, headers={"Accept": "text/event-stream"}
+    ) as response:
         assert response.status_code == 200
         assert response.headers["Content-Type"].startswith("text/event-stream")
         chunks = response.iter_content(chunk_size=None, decode_unicode=True)
@@ -153,4 +156,4 @@ def _frame(buffer: str, message_id: int) -> dict | None:
     end = buffer.find("\n\n", start)
     if end < 0:
         return None
-    return json.loads(buffer[start + len(marker):end])
+    return json.loads(buffer[start + len(marker) : end])

@@ -20,8 +20,7 @@ def _session(url: str, username: str) -> tuple[requests.Session, dict]:
     creds = {"username": username, "password": "password-123", "d_pass": "destroy-123"}
     assert session.post(url + "/register", json=creds, headers={"X-CSRFToken": token}).ok
     body = session.post(url + "/login", json=creds, headers={"X-CSRFToken": token}).json()
-    return session, {"X-CSRFToken": body["csrf_token"], "Accept": "application/json",
-                     "id": str(body["id"])}
+    return session, {"X-CSRFToken": body["csrf_token"], "Accept": "application/json", "id": str(body["id"])}
 
 
 def test_parallel_writers_across_workers_all_succeed(live_server):
@@ -41,8 +40,9 @@ def test_parallel_writers_across_workers_all_succeed(live_server):
         for i in range(SENDS_PER_THREAD):
             if time.monotonic() > deadline:
                 break
-            answer = session.post(url + "/chat/send", headers=headers,
-                                  json={"receiver_id": hub_id, "message": f"m{n}-{i}"})
+            answer = session.post(
+                url + "/chat/send", headers=headers, json={"receiver_id": hub_id, "message": f"m{n}-{i}"}
+            )
             results.append(answer.status_code)
             results.append(session.get(url + "/chat/poll", headers=headers).status_code)
         with lock:

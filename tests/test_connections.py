@@ -10,9 +10,12 @@ from ghostcache.extensions import db
 from ghostcache.models import Blacklist, Connection, Contact, User
 
 KEY_FIELDS = (
-    "sender_privkey_enc", "sender_pubkey_enc",
-    "receiver_privkey_enc", "receiver_pubkey_enc",
-    "chat_key_enc_sender", "chat_key_enc_receiver",
+    "sender_privkey_enc",
+    "sender_pubkey_enc",
+    "receiver_privkey_enc",
+    "receiver_pubkey_enc",
+    "chat_key_enc_sender",
+    "chat_key_enc_receiver",
 )
 
 
@@ -33,8 +36,7 @@ def error_of(response) -> tuple[int, str]:
 
 def html_post(session, path: str, **form):
     """A browser form post (no JSON Accept), following the redirect."""
-    return session.client.post(path, data={"csrf_token": session.token, **form},
-                               follow_redirects=True)
+    return session.client.post(path, data={"csrf_token": session.token, **form}, follow_redirects=True)
 
 
 @pytest.fixture
@@ -201,9 +203,15 @@ def test_answering_an_unknown_request_is_not_found(alice, action, conn_id):
     assert error_of(response) == (404, "not_found")
 
 
-@pytest.mark.parametrize(("first", "second"), [
-    ("accept", "accept"), ("accept", "deny"), ("deny", "accept"), ("deny", "deny"),
-])
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("accept", "accept"),
+        ("accept", "deny"),
+        ("deny", "accept"),
+        ("deny", "deny"),
+    ],
+)
 def test_answering_twice_is_not_pending(alice, bob, first, second):
     conn = pending(alice, bob)
     assert bob.post(f"/connect/{first}/{conn['id']}").status_code == 200
@@ -266,10 +274,13 @@ def test_html_form_post_gets_a_redirect_not_json(alice, bob):
     assert response.headers["Location"].endswith("/connections")
 
 
-@pytest.mark.parametrize(("username", "message"), [
-    ("alice", "You cannot send a request to yourself."),
-    ("ghost_user", "No user has that name."),
-])
+@pytest.mark.parametrize(
+    ("username", "message"),
+    [
+        ("alice", "You cannot send a request to yourself."),
+        ("ghost_user", "No user has that name."),
+    ],
+)
 def test_html_request_errors_are_flashed_on_the_redirected_page(alice, username, message):
     response = html_post(alice, "/connect", username=username)
     assert response.status_code == 200

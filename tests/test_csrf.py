@@ -38,8 +38,10 @@ def count(app, model) -> int:
 
 def snapshot(app) -> dict[str, int]:
     m = models
-    return {t.__name__: count(app, t) for t in (m.User, m.Connection, m.Contact, m.Message, m.File,
-                                                    m.FileAccess, m.Blacklist)}
+    return {
+        t.__name__: count(app, t)
+        for t in (m.User, m.Connection, m.Contact, m.Message, m.File, m.FileAccess, m.Blacklist)
+    }
 
 
 @pytest.fixture
@@ -102,8 +104,12 @@ def test_a_form_post_without_token_changes_nothing(app, world, path, body):
 
 def test_upload_without_token_is_400_and_leaves_no_file_or_blob(app, runtime, make_user):
     user = make_user()
-    response = user.client.post("/file/upload", data={"file": (io.BytesIO(b"forged"), "x.txt")},
-                                headers=JSON, content_type="multipart/form-data")
+    response = user.client.post(
+        "/file/upload",
+        data={"file": (io.BytesIO(b"forged"), "x.txt")},
+        headers=JSON,
+        content_type="multipart/form-data",
+    )
     assert_csrf_failed(response)
     assert count(app, models.File) == 0
     assert [p for p in runtime.blobs.root.rglob("*") if p.is_file()] == []

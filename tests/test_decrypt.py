@@ -90,11 +90,14 @@ def test_cli_decrypts_with_key_from_stdin(drop, outdir):
     assert key not in result.output
 
 
-@pytest.mark.parametrize("key, message", [
-    (str(x25519.Identity.generate()), "could not be decrypted with that key"),
-    ("AGE-SECRET-KEY-1NOTAREALKEY", "not an age secret key"),
-    ("hunter2", "not an age secret key"),
-])
+@pytest.mark.parametrize(
+    "key, message",
+    [
+        (str(x25519.Identity.generate()), "could not be decrypted with that key"),
+        ("AGE-SECRET-KEY-1NOTAREALKEY", "not an age secret key"),
+        ("hunter2", "not an age secret key"),
+    ],
+)
 def test_cli_wrong_key_fails_clearly_and_writes_nothing(drop, outdir, key, message):
     blob, _ = drop(b"secret content")
     out = outdir / "out.txt"
@@ -160,8 +163,9 @@ def test_the_standard_age_binary_decrypts_the_blob(drop, tmp_path, outdir, size)
     key_file = tmp_path / "key.txt"
     key_file.write_text(key + "\n")
     out = outdir / "any.bin"
-    done = subprocess.run([AGE, "-d", "-i", str(key_file), "-o", str(out), str(blob)],
-                          capture_output=True, timeout=120)
+    done = subprocess.run(
+        [AGE, "-d", "-i", str(key_file), "-o", str(out), str(blob)], capture_output=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     # age opens -o lazily: an empty plaintext creates no file at all.
     assert (out.read_bytes() if out.exists() else b"") == content

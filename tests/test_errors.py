@@ -28,8 +28,9 @@ def test_wrong_method_is_405_in_the_contract_format(make_user):
 @pytest.mark.parametrize("body", ["[1, 2]", '"text"', "{not json", "null"])
 def test_a_body_that_is_not_a_json_object_is_400(make_user, body):
     user = make_user()
-    response = user.client.post("/connect", data=body, headers=user.headers(),
-                                content_type="application/json")
+    response = user.client.post(
+        "/connect", data=body, headers=user.headers(), content_type="application/json"
+    )
     assert response.status_code == 400
     assert response.get_json()["error"] in {"invalid_json", "bad_request"}
 
@@ -59,8 +60,10 @@ def test_an_unexpected_failure_is_a_plain_500_without_a_trace(app, make_user):
 def test_html_form_error_is_flashed_and_the_form_is_kept(app):
     client = app.test_client()
     token = client.get("/csrf").get_json()["csrf_token"]
-    page = client.post("/register", data={"csrf_token": token, "username": "ab",
-                                          "password": "longenough1", "d_pass": "longenough2"})
+    page = client.post(
+        "/register",
+        data={"csrf_token": token, "username": "ab", "password": "longenough1", "d_pass": "longenough2"},
+    )
     html = page.get_data(as_text=True)
     assert page.status_code == 400
     assert "Usernames are 3 to 32 characters" in html

@@ -58,8 +58,10 @@ def test_upload_answers_201_with_the_file_object_and_its_key(make_user, clock):
 def test_html_upload_shows_the_key_once_and_the_file_list_never_shows_it(make_user):
     alice = make_user()
     page = alice.client.post(
-        "/file/upload", data={"file": (io.BytesIO(b"secret stuff"), "s.txt")},
-        headers={"X-CSRFToken": alice.token}, content_type="multipart/form-data",
+        "/file/upload",
+        data={"file": (io.BytesIO(b"secret stuff"), "s.txt")},
+        headers={"X-CSRFToken": alice.token},
+        content_type="multipart/form-data",
     )
     assert page.status_code == 201
     html = page.get_data(as_text=True)
@@ -72,8 +74,10 @@ def test_html_upload_shows_the_key_once_and_the_file_list_never_shows_it(make_us
     assert keys[0] not in str(alice.get("/files").get_json())
 
 
-@pytest.mark.parametrize("raw, days", [(None, 365), ("", 365), ("  ", 365), ("1", 1), ("30", 30),
-                                       ("365", 365), ("366", 365), ("400", 365)])
+@pytest.mark.parametrize(
+    "raw, days",
+    [(None, 365), ("", 365), ("  ", 365), ("1", 1), ("30", 30), ("365", 365), ("366", 365), ("400", 365)],
+)
 def test_expiry_days_defaults_to_365_and_is_capped_at_365(make_user, clock, raw, days):
     body = make_user().upload(b"data", "a.txt", expiry_days=raw).get_json()
     expiry = datetime.fromisoformat(body["expiry"])
@@ -91,17 +95,21 @@ def test_bad_expiry_days_is_400_invalid_expiry_and_stores_nothing(app, runtime, 
 
 def test_upload_without_a_file_part_is_400_missing_file(make_user):
     alice = make_user()
-    response = alice.client.post("/file/upload", data={"expiry_days": "3"},
-                                 headers=alice.headers(), content_type="multipart/form-data")
+    response = alice.client.post(
+        "/file/upload", data={"expiry_days": "3"}, headers=alice.headers(), content_type="multipart/form-data"
+    )
     assert response.status_code == 400
     assert response.get_json()["error"] == "missing_file"
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"json": {"file": "aGVsbG8="}},
-    {"data": "file=hello", "content_type": "application/x-www-form-urlencoded"},
-    {"data": b"raw bytes", "content_type": "application/octet-stream"},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"json": {"file": "aGVsbG8="}},
+        {"data": "file=hello", "content_type": "application/x-www-form-urlencoded"},
+        {"data": b"raw bytes", "content_type": "application/octet-stream"},
+    ],
+)
 def test_non_multipart_upload_is_400_missing_file(make_user, kwargs):
     response = make_user().post("/file/upload", **kwargs)
     assert response.status_code == 400
@@ -149,8 +157,10 @@ def test_content_length_far_over_the_limit_is_413_before_reading(small_app):
     rt = small_app.extensions["ghostcache"]
     alice = _small_user(small_app)
     response = alice.client.post(
-        "/file/upload", headers=alice.headers(),
-        input_stream=_Untouchable(), environ_overrides={"CONTENT_LENGTH": str(50 * MIB)},
+        "/file/upload",
+        headers=alice.headers(),
+        input_stream=_Untouchable(),
+        environ_overrides={"CONTENT_LENGTH": str(50 * MIB)},
         content_type="multipart/form-data; boundary=xyz",
     )
     assert response.status_code == 413
@@ -158,14 +168,17 @@ def test_content_length_far_over_the_limit_is_413_before_reading(small_app):
     assert file_rows(small_app) == 0 and blob_names(rt) == [] and incoming_names(rt) == []
 
 
-@pytest.mark.parametrize("raw, clean", [
-    ("../../etc/passwd", "passwd"),
-    ("bad\x00na\x1bme\x7f.txt", "badname.txt"),
-    ("tab\there\x85.txt", "tabhere.txt"),
-    ("résumé 2026.pdf", "résumé 2026.pdf"),
-    ("../", "file"),
-    ("x" * 300 + ".txt", "x" * 255),
-])
+@pytest.mark.parametrize(
+    "raw, clean",
+    [
+        ("../../etc/passwd", "passwd"),
+        ("bad\x00na\x1bme\x7f.txt", "badname.txt"),
+        ("tab\there\x85.txt", "tabhere.txt"),
+        ("résumé 2026.pdf", "résumé 2026.pdf"),
+        ("../", "file"),
+        ("x" * 300 + ".txt", "x" * 255),
+    ],
+)
 def test_filename_keeps_only_the_last_component_without_control_characters(make_user, raw, clean):
     assert uploaded(make_user(), b"x", raw)["filename"] == clean
 
@@ -237,7 +250,8 @@ def test_view_gives_the_owner_the_file_with_its_grantees(connect):
     assert response.status_code == 200
     body = response.get_json()
     assert body == {k: v for k, v in stored.items() if k != "key"} | {
-        "shared_with": [{"id": bob.id, "username": bob.username}]}
+        "shared_with": [{"id": bob.id, "username": bob.username}]
+    }
     assert response.headers["Cache-Control"] == "no-store"
 
 
@@ -276,8 +290,10 @@ def test_view_of_an_expired_file_is_410(clock, connect):
 def test_view_page_has_the_decrypt_form_and_never_the_key(connect):
     alice, bob = connect()
     upload = alice.client.post(
-        "/file/upload", data={"file": (io.BytesIO(b"secret stuff"), "s<b>.txt")},
-        headers={"X-CSRFToken": alice.token}, content_type="multipart/form-data",
+        "/file/upload",
+        data={"file": (io.BytesIO(b"secret stuff"), "s<b>.txt")},
+        headers={"X-CSRFToken": alice.token},
+        content_type="multipart/form-data",
     )
     key = KEY_RE.search(upload.get_data(as_text=True)).group(0)
     file_id = alice.get("/files").get_json()["owned"][0]["id"]
@@ -424,8 +440,12 @@ def test_expired_file_is_410_then_404_after_the_purge(app, runtime, clock, conne
 def test_upload_requires_login(app):
     client = app.test_client()
     token = client.get("/csrf").get_json()["csrf_token"]
-    response = client.post("/file/upload", data={"file": (io.BytesIO(b"x"), "a.txt")},
-                           headers={"X-CSRFToken": token, **JSON}, content_type="multipart/form-data")
+    response = client.post(
+        "/file/upload",
+        data={"file": (io.BytesIO(b"x"), "a.txt")},
+        headers={"X-CSRFToken": token, **JSON},
+        content_type="multipart/form-data",
+    )
     assert response.status_code == 401
 
 

@@ -6,8 +6,7 @@ import pytest
 
 from ghostcache.web.files import attachment_header
 
-CSP_PARTS = ["default-src 'self'", "frame-ancestors 'none'", "form-action 'self'",
-             "base-uri 'self'"]
+CSP_PARTS = ["default-src 'self'", "frame-ancestors 'none'", "form-action 'self'", "base-uri 'self'"]
 
 
 def _assert_protected(response) -> None:
@@ -30,8 +29,13 @@ def owner_with_file(make_user):
 
 def test_pages_json_errors_and_downloads_all_carry_the_headers(app, owner_with_file):
     owner, file = owner_with_file
-    responses = [app.test_client().get("/"), owner.get("/files"), owner.get("/file/999"),
-                 owner.get(f"/file/{file['id']}"), app.test_client().get("/nowhere")]
+    responses = [
+        app.test_client().get("/"),
+        owner.get("/files"),
+        owner.get("/file/999"),
+        owner.get(f"/file/{file['id']}"),
+        app.test_client().get("/nowhere"),
+    ]
     for response in responses:
         _assert_protected(response)
 
@@ -89,8 +93,11 @@ def test_download_is_an_octet_stream_attachment(owner_with_file):
     ("name", "fallback", "encoded"),
     [
         ("notes.txt.age", 'filename="notes.txt.age"', "filename*=UTF-8''notes.txt.age"),
-        ('a "quoted" name.age', 'filename="a _quoted_ name.age"',
-         "filename*=UTF-8''a%20%22quoted%22%20name.age"),
+        (
+            'a "quoted" name.age',
+            'filename="a _quoted_ name.age"',
+            "filename*=UTF-8''a%20%22quoted%22%20name.age",
+        ),
         ("résumé.pdf.age", 'filename="r_sum_.pdf.age"', "filename*=UTF-8''r%C3%A9sum%C3%A9.pdf.age"),
         ("semi;colon.age", 'filename="semi;colon.age"', "filename*=UTF-8''semi%3Bcolon.age"),
     ],

@@ -114,8 +114,11 @@ def test_connect_error_is_flashed_on_the_connect_page(alice):
 def test_upload_share_download_delete_through_forms(app, alice, bob):
     page = alice.client.post(
         "/file/upload",
-        data={"csrf_token": alice.token("/file/upload"), "expiry_days": "7",
-              "file": (io.BytesIO(b"quarterly numbers"), "q3.txt")},
+        data={
+            "csrf_token": alice.token("/file/upload"),
+            "expiry_days": "7",
+            "file": (io.BytesIO(b"quarterly numbers"), "q3.txt"),
+        },
         content_type="multipart/form-data",
     )
     assert page.status_code == 201
@@ -129,8 +132,11 @@ def test_upload_share_download_delete_through_forms(app, alice, bob):
 
 
 def test_share_error_is_flashed_on_the_files_page(app, alice):
-    alice.client.post("/file/upload", content_type="multipart/form-data",
-                      data={"csrf_token": alice.token(), "file": (io.BytesIO(b"x"), "x.txt")})
+    alice.client.post(
+        "/file/upload",
+        content_type="multipart/form-data",
+        data={"csrf_token": alice.token(), "file": (io.BytesIO(b"x"), "x.txt")},
+    )
     file_id = int(re.search(r"/file/(\d+)/share", text(alice.client.get("/files"))).group(1))
     page = alice.submit(f"/file/{file_id}/share", username="alice")
     assert page.request.path == "/files"

@@ -56,7 +56,8 @@ def test_rotation_then_retirement_keeps_every_key_readable(app, settings, connec
 
 
 def test_an_interrupted_rotation_leaves_every_key_readable_and_resumes(
-        app, settings, connect, make_user, env, monkeypatch):
+    app, settings, connect, make_user, env, monkeypatch
+):
     alice, bob = _chatting_pair(connect)
     for _ in range(4):
         make_user()
@@ -66,8 +67,9 @@ def test_an_interrupted_rotation_leaves_every_key_readable_and_resumes(
         raise KeyboardInterrupt("power cut")
 
     real = key_service.rewrap_user_keys
-    monkeypatch.setattr(key_service, "rewrap_user_keys",
-                        lambda ctx, after_batch=None: real(ctx, crash_after_first_batch))
+    monkeypatch.setattr(
+        key_service, "rewrap_user_keys", lambda ctx, after_batch=None: real(ctx, crash_after_first_batch)
+    )
     interrupted = _run(env)
     assert interrupted.exit_code != 0
     monkeypatch.setattr(key_service, "rewrap_user_keys", real)

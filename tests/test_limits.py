@@ -30,9 +30,18 @@ def _assert_limited(response) -> None:
 
 @pytest.fixture
 def limited(settings, clock):
-    return _app(settings, clock, ratelimits={"login": "3/minute", "login_address": "5/minute",
-                                             "register": "2/hour", "send": "3/minute",
-                                             "connect": "2/hour", "upload": "2/hour"})
+    return _app(
+        settings,
+        clock,
+        ratelimits={
+            "login": "3/minute",
+            "login_address": "5/minute",
+            "register": "2/hour",
+            "send": "3/minute",
+            "connect": "2/hour",
+            "upload": "2/hour",
+        },
+    )
 
 
 def test_login_is_limited_per_address_and_username(limited):
@@ -47,8 +56,9 @@ def test_login_is_limited_per_address_and_username(limited):
 
 def test_login_is_limited_per_address_whatever_the_name(limited):
     client = Session(limited)
-    answers = [client.post("/login", {"username": f"name{i}", "password": "x" * 9}).status_code
-               for i in range(6)]
+    answers = [
+        client.post("/login", {"username": f"name{i}", "password": "x" * 9}).status_code for i in range(6)
+    ]
     assert answers[:5] == [401] * 5
     assert answers[5] == 429
 
@@ -66,9 +76,11 @@ def test_sending_is_limited_per_user_across_both_send_routes(limited):
         user.login(name, "correct horse battery")
     conn = alice.post("/connect", {"username": "bob"}).get_json()
     bob.post(f"/connect/accept/{conn['id']}")
-    sends = [alice.post("/chat/send", {"receiver_id": bob.id, "message": "hi"}),
-             alice.post(f"/chat/{bob.id}", {"message": "hi"}),
-             alice.post("/chat/send", {"receiver_id": bob.id, "message": "hi"})]
+    sends = [
+        alice.post("/chat/send", {"receiver_id": bob.id, "message": "hi"}),
+        alice.post(f"/chat/{bob.id}", {"message": "hi"}),
+        alice.post("/chat/send", {"receiver_id": bob.id, "message": "hi"}),
+    ]
     assert [r.status_code for r in sends] == [201, 201, 201]
     _assert_limited(alice.post(f"/chat/{bob.id}", {"message": "one too many"}))
     assert bob.post("/chat/send", {"receiver_id": alice.id, "message": "hi"}).status_code == 201
@@ -82,16 +94,18 @@ def test_limits_can_be_switched_off(settings, clock):
 
 def test_forwarded_for_is_ignored_without_trusted_proxies(limited):
     client = Session(limited)
-    answers = [client.register(f"p{i}x", headers={"X-Forwarded-For": f"10.0.0.{i}"}).status_code
-               for i in range(3)]
+    answers = [
+        client.register(f"p{i}x", headers={"X-Forwarded-For": f"10.0.0.{i}"}).status_code for i in range(3)
+    ]
     assert answers[2] == 429
 
 
 def test_forwarded_for_is_believed_behind_a_trusted_proxy(settings, clock):
     app = _app(settings, clock, trusted_proxies=1, ratelimits={"register": "1/hour"})
     client = Session(app)
-    answers = [client.register(f"p{i}x", headers={"X-Forwarded-For": f"10.0.0.{i}"}).status_code
-               for i in range(3)]
+    answers = [
+        client.register(f"p{i}x", headers={"X-Forwarded-For": f"10.0.0.{i}"}).status_code for i in range(3)
+    ]
     assert answers == [201, 201, 201]
     assert client.register("p9x", headers={"X-Forwarded-For": "10.0.0.1"}).status_code == 429
 

@@ -51,7 +51,8 @@ def stored_name(app, file_id: int) -> str | None:
 def blob_files(runtime) -> set[str]:
     root = runtime.blobs.root
     return {p.name for p in root.iterdir() if p.is_file()} | {
-        f".incoming/{p.name}" for p in (root / ".incoming").iterdir()}
+        f".incoming/{p.name}" for p in (root / ".incoming").iterdir()
+    }
 
 
 def plant_orphans(runtime, mtime: float | None = None) -> None:
@@ -71,6 +72,7 @@ def second_app(settings, clock, **overrides):
 
 
 # ---- purge: expired files ----------------------------------------------------------
+
 
 def test_purge_removes_expired_files_and_their_blobs_but_keeps_the_rest(app, runtime, clock, make_user):
     owner, grantee = make_user(), make_user()
@@ -93,6 +95,7 @@ def test_purge_with_nothing_to_do_reports_zero(app):
 
 
 # ---- purge: inactive accounts ------------------------------------------------------
+
 
 def test_purge_removes_inactive_accounts_with_everything_they_own(app, runtime, clock, make_user, connect):
     idle, active = connect(make_user(), make_user())
@@ -134,6 +137,7 @@ def test_purge_deletes_an_account_doomed_by_its_destruction_password(app, runtim
 
 # ---- purge: abandoned blobs ----------------------------------------------------------
 
+
 def test_purge_removes_old_orphan_blobs_and_partial_writes(app, runtime, make_user):
     user = make_user()
     file = user.upload().get_json()
@@ -161,6 +165,7 @@ def test_purge_with_zero_grace_removes_every_orphan_but_never_a_recorded_blob(ap
 
 
 # ---- the lease ------------------------------------------------------------------------
+
 
 def test_lease_is_won_once_per_period(app, clock):
     assert claim(app) is True
@@ -204,6 +209,7 @@ def test_timer_is_off_when_the_interval_is_zero(app):
 
 # ---- the command line ------------------------------------------------------------------
 
+
 def test_cli_purge_cleans_up_and_prints_a_report(app, runtime, settings, make_user, monkeypatch):
     for key in [k for k in os.environ if k.startswith("GHOSTCACHE_")]:
         monkeypatch.delenv(key)
@@ -232,6 +238,7 @@ def test_cli_reports_a_bad_setting_without_a_traceback(tmp_path):
 
 
 # ---- key files ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["master.key", "secret.key"])
 def test_key_files_are_created_readable_by_the_owner_only(app, settings, name):

@@ -95,7 +95,8 @@ def _flask_to_openapi(rule: str) -> str:
 def test_every_route_is_documented_and_every_documented_route_exists(app, doc):
     routes = {
         (_flask_to_openapi(rule.rule), method.lower())
-        for rule in app.url_map.iter_rules() if rule.endpoint != "static"
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint != "static"
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }
     documented = {(path, method) for path, method, _ in _operations(doc)}

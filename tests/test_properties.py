@@ -22,41 +22,164 @@ from ghostcache.settings import Settings
 from tests.conftest import DPASS, PASSWORD, BufferedClient, Session
 
 ALLOWED = {200, 201, 400, 401, 403, 404, 409, 410, 413, 429}
-SMALL = settings(max_examples=50, deadline=None, report_multiple_bugs=False,  # shrink one bug: quicker
-                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                        HealthCheck.data_too_large])
+SMALL = settings(
+    max_examples=50,
+    deadline=None,
+    report_multiple_bugs=False,  # shrink one bug: quicker
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
 BIG = settings(SMALL, max_examples=150)  # the catch-all tests (paths, queries, uploads)
 
 # Values that tend to break things, mixed into otherwise random text.
-WEIRD = ["", " ", "\x00", "a\x00b", "\u202eexe.txt\u202c", "\u200b", "\ufeff", "e\u0301", "\r\n", "\t",
-         "alice", "ALICE ", "bob", "../../etc/passwd", "C:\\x\\y.txt", "%", "_", "\\", "'\"<>&",
-         "//[", "/a\nb", "http://[::1", "//evil.example", "/files", "0", "-1", "1", "1.5", "1e400",
-         "١٢", "²", "1_0", " 7 ", "9" * 30, "9" * 5000, "NaN", "null", "{{7*7}}", "%(x)s"]
-text = st.one_of(st.text(max_size=40), st.sampled_from(WEIRD),
-                 st.builds(lambda ch, n: ch * n, st.characters(codec="utf-8"), st.integers(1000, 20_000)))
+WEIRD = [
+    "",
+    " ",
+    "\x00",
+    "a\x00b",
+    "\u202eexe.txt\u202c",
+    "\u200b",
+    "\ufeff",
+    "e\u0301",
+    "\r\n",
+    "\t",
+    "alice",
+    "ALICE ",
+    "bob",
+    "../../etc/passwd",
+    "C:\\x\\y.txt",
+    "%",
+    "_",
+    "\\",
+    "'\"<>&",
+    "//[",
+    "/a\nb",
+    "http://[::1",
+    "//evil.example",
+    "/files",
+    "0",
+    "-1",
+    "1",
+    "1.5",
+    "1e400",
+    "١٢",
+    "²",
+    "1_0",
+    " 7 ",
+    "9" * 30,
+    "9" * 5000,
+    "NaN",
+    "null",
+    "{{7*7}}",
+    "%(x)s",
+]
+text = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(WEIRD),
+    st.builds(lambda ch, n: ch * n, st.characters(codec="utf-8"), st.integers(1000, 20_000)),
+)
 ints = st.one_of(st.integers(), st.sampled_from([0, -1, 2**31, 2**63 - 1, 2**63, 2**64, 10**30, 10**4000]))
 scalars = st.one_of(st.none(), st.booleans(), ints, st.floats(), text, st.sampled_from(["\ud800", "x\udfff"]))
-json_values = st.recursive(scalars, lambda kids: st.lists(kids, max_size=3)
-                           | st.dictionaries(st.text(max_size=8), kids, max_size=3), max_leaves=6)
+json_values = st.recursive(
+    scalars,
+    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=8), kids, max_size=3),
+    max_leaves=6,
+)
 garbage = st.one_of(
     st.binary(max_size=300),
-    st.sampled_from([b"", b"{", b"}", b"\xff\xfe\x00", b'{"username": "bob"', b"{'a': 1}", b"[1,]",
-                     b"\x00", b'{"a": NaN}', b'{"a": 1e999999}', b"1" * 5000, b'{"username": "\\ud800"}']),
+    st.sampled_from(
+        [
+            b"",
+            b"{",
+            b"}",
+            b"\xff\xfe\x00",
+            b'{"username": "bob"',
+            b"{'a': 1}",
+            b"[1,]",
+            b"\x00",
+            b'{"a": NaN}',
+            b'{"a": 1e999999}',
+            b"1" * 5000,
+            b'{"username": "\\ud800"}',
+        ]
+    ),
     st.integers(500, 10_000).map(lambda n: b"[" * n + b"]" * n),  # deep nesting
     st.integers(500, 10_000).map(lambda n: b'{"a":' * n + b"1" + b"}" * n),
 )
 JSON_TYPES = ["application/json", "application/json; charset=latin-1", "application/vnd.x+json", "text/json"]
 ACCEPTS = [  # (Accept header, whether the contract makes that a JSON request)
-           (None, False), ("text/html", False), ("*/*", False), ("application/json", True),
-           ("text/html;q=0.5, application/json", True), ("application/json, text/html", False)]
-FIELD_NAMES = st.one_of(st.text(max_size=12), st.sampled_from(  # some collide with template globals
-    ["url_for", "csrf_token", "template_name_or_list", "request", "session", "g", "config",
-     "get_flashed_messages", "current_user", "self", "next", "username", "message", "file"]))
-FILENAMES = ["", " ", ".", "..", "../", "../../etc/passwd", "a/b/", "C:\\Users\\x\\doc.txt", "a\x00b.txt",
-             "\x01\x02\x7f", "new\nline.txt", 'quote".txt', "x" * 300, "\u202egpj.exe", "名前.txt",
-             "%2e%2e%2f", "CON", "a;b=c", "a\r\nContent-Type: text/html"]
-EXPIRIES = ["", " ", "0", "-1", "1", "365", "366", "99999999999999999999", "9" * 5000, "1.5", "1e3",
-            " 7 ", "٣", "1_0", "NaN", "inf", "seven", "\x00"]
+    (None, False),
+    ("text/html", False),
+    ("*/*", False),
+    ("application/json", True),
+    ("text/html;q=0.5, application/json", True),
+    ("application/json, text/html", False),
+]
+FIELD_NAMES = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(  # some collide with template globals
+        [
+            "url_for",
+            "csrf_token",
+            "template_name_or_list",
+            "request",
+            "session",
+            "g",
+            "config",
+            "get_flashed_messages",
+            "current_user",
+            "self",
+            "next",
+            "username",
+            "message",
+            "file",
+        ]
+    ),
+)
+FILENAMES = [
+    "",
+    " ",
+    ".",
+    "..",
+    "../",
+    "../../etc/passwd",
+    "a/b/",
+    "C:\\Users\\x\\doc.txt",
+    "a\x00b.txt",
+    "\x01\x02\x7f",
+    "new\nline.txt",
+    'quote".txt',
+    "x" * 300,
+    "\u202egpj.exe",
+    "名前.txt",
+    "%2e%2e%2f",
+    "CON",
+    "a;b=c",
+    "a\r\nContent-Type: text/html",
+]
+EXPIRIES = [
+    "",
+    " ",
+    "0",
+    "-1",
+    "1",
+    "365",
+    "366",
+    "99999999999999999999",
+    "9" * 5000,
+    "1.5",
+    "1e3",
+    " 7 ",
+    "٣",
+    "1_0",
+    "NaN",
+    "inf",
+    "seven",
+    "\x00",
+]
 
 ROUTES = {  # name: (who acts, method, path, input fields)
     "register": ("anon", "POST", "/register", ("username", "password", "d_pass")),
@@ -115,11 +238,15 @@ class World:
 
     def hints(self, data) -> dict[str, list]:
         fresh = data.draw(st.from_regex(r"[A-Za-z0-9_.\-]{3,32}", fullmatch=True), label="fresh name")
-        return {"username": ["bob", "BOB", "carol", "alice", "victim", "nobody_here", fresh],
-                "password": [PASSWORD, DPASS, "short"], "d_pass": [DPASS, PASSWORD],
-                "new_password": ["a brand new password", DPASS, PASSWORD, "short", "x" * 1025],
-                "receiver_id": [self.bob.id, str(self.bob.id), self.alice.id, self.carol.id],
-                "message": ["hello"], "next": ["/files", "//[", "/a\nb"]}
+        return {
+            "username": ["bob", "BOB", "carol", "alice", "victim", "nobody_here", fresh],
+            "password": [PASSWORD, DPASS, "short"],
+            "d_pass": [DPASS, PASSWORD],
+            "new_password": ["a brand new password", DPASS, PASSWORD, "short", "x" * 1025],
+            "receiver_id": [self.bob.id, str(self.bob.id), self.alice.id, self.carol.id],
+            "message": ["hello"],
+            "next": ["/files", "//[", "/a\nb"],
+        }
 
     def after(self, route: str, response) -> None:  # recreate what an example may have destroyed
         if route == "file_delete" and response.status_code in (200, 302):
@@ -130,8 +257,15 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    app = create_app(Settings(data_dir=tmp_path_factory.mktemp("properties"), argon2_profile="fast",
-                              purge_interval_seconds=0, ratelimit=False, log_level="CRITICAL"))
+    app = create_app(
+        Settings(
+            data_dir=tmp_path_factory.mktemp("properties"),
+            argon2_profile="fast",
+            purge_interval_seconds=0,
+            ratelimit=False,
+            log_level="CRITICAL",
+        )
+    )
     app.test_client_class = BufferedClient
     upgrade(app)
     yield World(app)
@@ -200,8 +334,14 @@ def test_json_bodies_never_break_the_contract(world, route, data):
     token = csrf_choice(data, session)
     headers = {"Accept": "application/json"} | ({"X-CSRFToken": token} if token else {})
     path = world.path(template)
-    response = call(session.client, method, path, data=body, headers=headers,
-                    content_type=data.draw(st.sampled_from(JSON_TYPES), label="content type"))
+    response = call(
+        session.client,
+        method,
+        path,
+        data=body,
+        headers=headers,
+        content_type=data.draw(st.sampled_from(JSON_TYPES), label="content type"),
+    )
     check(response, True, f"{method} {path} json={body[:300]!r}")
     world.after(route, response)
 
@@ -214,14 +354,21 @@ def test_json_lone_surrogates_never_break_the_contract(world, route, field, surr
     encoded to UTF-8 (for the database, a password hash, a cipher). That is a 400, never a 500."""
     who, method, template, fields = ROUTES[route]
     session = world.actor(who)
-    valid = {"username": f"new{next(world._names)}" if route == "register" else "bob", "password": PASSWORD,
-             "d_pass": DPASS, "new_password": "a brand new one", "receiver_id": world.bob.id,
-             "message": "hello", "next": "/files"}
+    valid = {
+        "username": f"new{next(world._names)}" if route == "register" else "bob",
+        "password": PASSWORD,
+        "d_pass": DPASS,
+        "new_password": "a brand new one",
+        "receiver_id": world.bob.id,
+        "message": "hello",
+        "next": "/files",
+    }
     body = {name: valid[name] for name in fields}
     body[field] = f"{body[field] if after_valid_text else ''}{surrogate}"
     payload, path = json.dumps(body).encode(), world.path(template)  # ASCII, with a \\uXXXX escape
-    response = call(session.client, method, path, data=payload, headers=session.headers(),
-                    content_type="application/json")
+    response = call(
+        session.client, method, path, data=payload, headers=session.headers(), content_type="application/json"
+    )
     check(response, True, f"{method} {path} json={payload[:300]!r}")
     world.after(route, response)
 
@@ -241,22 +388,53 @@ def test_form_posts_never_break_the_contract(world, route, data):
             pairs.insert(data.draw(st.integers(0, len(pairs)), label="token at"), ("csrf_token", token))
         body = urlencode(pairs).encode()
     else:
-        body = data.draw(st.one_of(st.binary(max_size=300), st.sampled_from(
-            [b"a=%zz&b=%ff%fe", b"=&&=", b"username=%00&password", b"%", b"csrf_token=%"])), label="raw")
+        body = data.draw(
+            st.one_of(
+                st.binary(max_size=300),
+                st.sampled_from(
+                    [b"a=%zz&b=%ff%fe", b"=&&=", b"username=%00&password", b"%", b"csrf_token=%"]
+                ),
+            ),
+            label="raw",
+        )
     path = world.path(template)
-    response = call(session.client, method, path, data=body, headers=headers,
-                    content_type="application/x-www-form-urlencoded")
+    response = call(
+        session.client,
+        method,
+        path,
+        data=body,
+        headers=headers,
+        content_type="application/x-www-form-urlencoded",
+    )
     check(response, wants_json, f"{method} {path} form={body[:300]!r} headers={headers}")
     world.after(route, response)
 
 
-next_values = st.one_of(text, st.sampled_from(["/files?a=1#b", "//[", "/[", "/a\nb", "/\t/evil.example",
-                                                "/\\x", "//evil.example", "https://evil.example/", "/%0a"]))
+next_values = st.one_of(
+    text,
+    st.sampled_from(
+        [
+            "/files?a=1#b",
+            "//[",
+            "/[",
+            "/a\nb",
+            "/\t/evil.example",
+            "/\\x",
+            "//evil.example",
+            "https://evil.example/",
+            "/%0a",
+        ]
+    ),
+)
 
 
 @SMALL
-@given(nxt=next_values, json_next=st.one_of(next_values, json_values), as_json=st.booleans(),
-       accept=st.sampled_from(ACCEPTS))
+@given(
+    nxt=next_values,
+    json_next=st.one_of(next_values, json_values),
+    as_json=st.booleans(),
+    accept=st.sampled_from(ACCEPTS),
+)
 @example(nxt="/a\nb", json_next="", as_json=False, accept=(None, False))
 def test_a_good_login_with_any_next_never_breaks_the_contract(world, nxt, json_next, as_json, accept):
     """`next` is an optional local path: any other value is ignored, never a 5xx or a redirect away."""
@@ -277,10 +455,25 @@ def test_a_good_login_with_any_next_never_breaks_the_contract(world, nxt, json_n
 
 
 PAGES = {"/login", "/connect", "/file/upload", "/register", "/", "/help"}  # HTML only (contract)
-GETS = ["/search", "/chat/{bob}", "/chat/{carol}", "/login", "/connect", "/files", "/chat/poll",
-        "/connections", "/csrf", "/file/upload", "/register", "/", "/help", "/file/{file}"]
-QUERY_NAMES = st.one_of(st.sampled_from(["q", "before", "limit", "next", "username", "last_event_id"]),
-                        st.text(max_size=8))
+GETS = [
+    "/search",
+    "/chat/{bob}",
+    "/chat/{carol}",
+    "/login",
+    "/connect",
+    "/files",
+    "/chat/poll",
+    "/connections",
+    "/csrf",
+    "/file/upload",
+    "/register",
+    "/",
+    "/help",
+    "/file/{file}",
+]
+QUERY_NAMES = st.one_of(
+    st.sampled_from(["q", "before", "limit", "next", "username", "last_event_id"]), st.text(max_size=8)
+)
 
 
 @BIG
@@ -293,16 +486,27 @@ def test_query_strings_never_break_the_contract(world, data):
     if data.draw(st.booleans(), label="encoded"):
         query = urlencode(data.draw(st.lists(st.tuples(QUERY_NAMES, text), max_size=4), label="query"))
     else:
-        query = data.draw(st.text(st.characters(min_codepoint=33, max_codepoint=126), max_size=60),
-                          label="raw query")
+        query = data.draw(
+            st.text(st.characters(min_codepoint=33, max_codepoint=126), max_size=60), label="raw query"
+        )
     response = call(session.client, "GET", path, query_string=query, headers=headers)
-    check(response, wants_json and path not in PAGES, f"GET {path}?{query[:300]} headers={headers}",
-          list_ok=True)
+    check(
+        response,
+        wants_json and path not in PAGES,
+        f"GET {path}?{query[:300]} headers={headers}",
+        list_ok=True,
+    )
 
 
-ID_ROUTES = [("GET", "/chat/{}"), ("POST", "/chat/{}"), ("POST", "/connect/accept/{}"),
-             ("POST", "/connect/deny/{}"), ("GET", "/file/{}"), ("POST", "/file/{}/delete"),
-             ("POST", "/file/{}/share")]
+ID_ROUTES = [
+    ("GET", "/chat/{}"),
+    ("POST", "/chat/{}"),
+    ("POST", "/connect/accept/{}"),
+    ("POST", "/connect/deny/{}"),
+    ("GET", "/file/{}"),
+    ("POST", "/file/{}/delete"),
+    ("POST", "/file/{}/share"),
+]
 
 
 @BIG
@@ -315,8 +519,11 @@ def test_path_ids_never_break_the_contract(world, data):
     session = world.actor("alice", data)
     headers, wants_json = accept_choice(data)
     fields = {"message": "hello", "username": data.draw(st.sampled_from(["bob", "carol", "x"]), label="to")}
-    kw = ({"json": fields, "headers": headers | {"X-CSRFToken": session.token}} if wants_json
-          else {"data": fields | {"csrf_token": session.token}, "headers": headers})
+    kw = (
+        {"json": fields, "headers": headers | {"X-CSRFToken": session.token}}
+        if wants_json
+        else {"data": fields | {"csrf_token": session.token}, "headers": headers}
+    )
     response = call(session.client, method, path, **kw)
     check(response, wants_json, f"{method} {path} headers={headers}")
     world.after("file_delete" if path.endswith("/delete") else "", response)
@@ -341,8 +548,9 @@ def upload_body(data, session: Session, headers: dict) -> tuple[bytes, str]:
     parts: list[tuple[str, str | None, bytes]] = []
     if data.draw(st.integers(0, 5), label="has file"):
         name = data.draw(st.one_of(st.just("file"), st.just("file"), FIELD_NAMES), label="file field")
-        filename = data.draw(st.one_of(st.sampled_from(FILENAMES), st.text(max_size=40), st.none()),
-                             label="filename")
+        filename = data.draw(
+            st.one_of(st.sampled_from(FILENAMES), st.text(max_size=40), st.none()), label="filename"
+        )
         parts.append((name, filename, data.draw(st.binary(max_size=3000), label="content")))
     expiry = data.draw(st.one_of(st.none(), st.sampled_from(EXPIRIES), text), label="expiry_days")
     if expiry is not None:
@@ -360,19 +568,38 @@ def upload_body(data, session: Session, headers: dict) -> tuple[bytes, str]:
     boundary = data.draw(st.sampled_from(BOUNDARIES), label="boundary")
     body = multipart(parts, boundary)
     if data.draw(st.integers(0, 5), label="cut") == 0:
-        body = body[:data.draw(st.integers(0, len(body)), label="cut at")]
+        body = body[: data.draw(st.integers(0, len(body)), label="cut at")]
     declared = data.draw(st.sampled_from([boundary, boundary, b"other"]), label="declared boundary")
     return body, f'multipart/form-data; boundary="{declared.decode()}"'
 
 
 MP = "multipart/form-data; "
-UPLOAD_TYPES = [None, MP[:-2], MP + "boundary=", MP + "boundary=x", MP + 'boundary="a b"',
-                MP + "boundary*=UTF-8''%E2%82%AC", MP + "boundary*=UTF-8''abc", MP + "boundary=" + "x" * 200,
-                "multipart/mixed; boundary=x", "application/octet-stream", "application/json", "text/plain",
-                "application/x-www-form-urlencoded"]
+UPLOAD_TYPES = [
+    None,
+    MP[:-2],
+    MP + "boundary=",
+    MP + "boundary=x",
+    MP + 'boundary="a b"',
+    MP + "boundary*=UTF-8''%E2%82%AC",
+    MP + "boundary*=UTF-8''abc",
+    MP + "boundary=" + "x" * 200,
+    "multipart/mixed; boundary=x",
+    "application/octet-stream",
+    "application/json",
+    "text/plain",
+    "application/x-www-form-urlencoded",
+]
 PART = b'--x\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\nabc'
-RAW_UPLOADS = [b"", b"--x", b"--x--", b"--x\r\n\r\n--x--", b"--x\r\nContent-Disposition: form-data\r\n\r\n",
-               PART, PART + b"\r\n--x--", b"\r\n--x\xff\xfe\r\n\x00"]
+RAW_UPLOADS = [
+    b"",
+    b"--x",
+    b"--x--",
+    b"--x\r\n\r\n--x--",
+    b"--x\r\nContent-Disposition: form-data\r\n\r\n",
+    PART,
+    PART + b"\r\n--x--",
+    b"\r\n--x\xff\xfe\r\n\x00",
+]
 
 
 @settings(BIG, max_examples=250)
@@ -387,8 +614,9 @@ def test_uploads_never_break_the_contract(world, data):
         content_type = data.draw(st.sampled_from(UPLOAD_TYPES), label="content type")
         body = data.draw(st.one_of(st.binary(max_size=2000), st.sampled_from(RAW_UPLOADS)), label="body")
         wants_json = wants_json or content_type == "application/json"
-    response = call(session.client, "POST", "/file/upload", data=body, headers=headers,
-                    content_type=content_type)
+    response = call(
+        session.client, "POST", "/file/upload", data=body, headers=headers, content_type=content_type
+    )
     what = f"POST /file/upload {content_type} headers={headers} body={body[:400]!r}"
     check(response, wants_json, what)
     assert response.status_code != 413, what  # 413 means too large; these bodies are a few KB

@@ -34,8 +34,13 @@ MAX_EXAMPLES = 20
 STATEFUL_RUNS = 15
 TIME_BUDGET = 120.0
 REQUEST_TIMEOUT = 15
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance, response_headers_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+]
 # These end the session they run in: they get a throwaway user, after the rest.
 SESSION_ENDING = {"GET /logout", "POST /logout", "POST /delete_account", "POST /password"}
 # The event stream stays open GHOSTCACHE_STREAM_SECONDS (5 s on a LiveServer).
@@ -53,19 +58,27 @@ class Identity:
     token: str
 
     def call_kwargs(self) -> dict:
-        return {"headers": {"Accept": "application/json", "X-CSRFToken": self.token},
-                "cookies": {"session": self.cookie}, "timeout": REQUEST_TIMEOUT}
+        return {
+            "headers": {"Accept": "application/json", "X-CSRFToken": self.token},
+            "cookies": {"session": self.cookie},
+            "timeout": REQUEST_TIMEOUT,
+        }
 
 
 def sign_up(base: str, username: str) -> tuple[Identity, requests.Session]:
     http = requests.Session()
     token = http.get(f"{base}/csrf", timeout=10).json()["csrf_token"]
     headers = {"X-CSRFToken": token, "Accept": "application/json"}
-    answer = http.post(f"{base}/register", headers=headers, timeout=30,
-                       json={"username": username, "password": PASSWORD, "d_pass": DPASS})
+    answer = http.post(
+        f"{base}/register",
+        headers=headers,
+        timeout=30,
+        json={"username": username, "password": PASSWORD, "d_pass": DPASS},
+    )
     assert answer.status_code == 201, answer.text
-    answer = http.post(f"{base}/login", headers=headers, timeout=30,
-                       json={"username": username, "password": PASSWORD})
+    answer = http.post(
+        f"{base}/login", headers=headers, timeout=30, json={"username": username, "password": PASSWORD}
+    )
     assert answer.status_code == 200, answer.text
     me = answer.json()
     http.headers.update({"Accept": "application/json", "X-CSRFToken": me["csrf_token"]})
@@ -89,14 +102,26 @@ class Tally:
         self.failures.append(f"{label}: {'; '.join(titles)}\n{str(error)[:700]}")
 
 
-def fuzz(operation, who: Identity, base: str, tally: Tally, deadline: float, mode: GenerationMode,
-         path_parameters: dict | None = None) -> None:
+def fuzz(
+    operation,
+    who: Identity,
+    base: str,
+    tally: Tally,
+    deadline: float,
+    mode: GenerationMode,
+    path_parameters: dict | None = None,
+) -> None:
     """Up to MAX_EXAMPLES calls of one operation; failures are recorded, not shrunk."""
     label = operation.label
 
-    @settings(max_examples=EXAMPLES.get(label, MAX_EXAMPLES), deadline=None, database=None,
-              derandomize=True, phases=[Phase.explicit, Phase.generate],
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES.get(label, MAX_EXAMPLES),
+        deadline=None,
+        database=None,
+        derandomize=True,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=operation.as_strategy(generation_mode=mode, path_parameters=path_parameters))
     def run(case) -> None:
         if tally.examples[label] and time.monotonic() > deadline:
@@ -119,8 +144,13 @@ def fuzz(operation, who: Identity, base: str, tally: Tally, deadline: float, mod
         assert mode is GenerationMode.NEGATIVE, label
 
 
-def known_ids(base: str, http: requests.Session, friend: Identity, friend_http: requests.Session,
-              asker_http: requests.Session) -> dict:
+def known_ids(
+    base: str,
+    http: requests.Session,
+    friend: Identity,
+    friend_http: requests.Session,
+    asker_http: requests.Session,
+) -> dict:
     """Real ids for path parameters, so generated inputs also reach the success paths:
     an accepted contact, an uploaded file, and a request waiting for my answer."""
     conn = http.post(f"{base}/connect", json={"username": friend.username}, timeout=10).json()
@@ -153,9 +183,17 @@ def stateful_files(schema, who: Identity, base: str, tally: Tally) -> None:
             except FailureGroup as error:
                 tally.record(f"{case.operation.label} [stateful]", case, error)
 
-    Files.run(settings=settings(max_examples=STATEFUL_RUNS, stateful_step_count=6, deadline=None,
-                                database=None, derandomize=True, phases=[Phase.generate],
-                                suppress_health_check=list(HealthCheck)))
+    Files.run(
+        settings=settings(
+            max_examples=STATEFUL_RUNS,
+            stateful_step_count=6,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            phases=[Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+    )
 
 
 @pytest.fixture
@@ -194,11 +232,13 @@ def test_schemathesis_finds_no_server_errors_and_no_off_schema_answers(server):
     elapsed = time.monotonic() - started
 
     untested = [op.label for op in operations if not tally.examples[op.label]]
-    print(f"\nschemathesis {schemathesis.__version__}: {len(operations)} operations, "
-          f"{len(operations) - len(untested)} tested, {sum(tally.examples.values())} examples "
-          f"({tally.linked_steps} stateful steps through links), {len(tally.failures)} failures "
-          f"in {elapsed:.0f}s; answers by class: "
-          + ", ".join(f"{k}xx: {n}" for k, n in sorted(tally.statuses.items())))
+    print(
+        f"\nschemathesis {schemathesis.__version__}: {len(operations)} operations, "
+        f"{len(operations) - len(untested)} tested, {sum(tally.examples.values())} examples "
+        f"({tally.linked_steps} stateful steps through links), {len(tally.failures)} failures "
+        f"in {elapsed:.0f}s; answers by class: "
+        + ", ".join(f"{k}xx: {n}" for k, n in sorted(tally.statuses.items()))
+    )
     for label, count in sorted(tally.examples.items()):
         print(f"  {count:4d}  {label}")
     for kind, count in tally.kinds.most_common():

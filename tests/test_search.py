@@ -86,16 +86,19 @@ def test_empty_or_absent_query_gives_no_results(me, add_users, path):
     assert me.get(path).get_json() == {"query": "", "results": []}
 
 
-@pytest.mark.parametrize(("query", "expected"), [
-    ("_", ["under_score"]),
-    ("%", []),
-    ("r_s", ["under_score"]),
-    ("r%s", []),
-    ("\\", []),
-    ("t.o", ["dot.org"]),
-    ("\x00", []),
-    ("d\x00", []),
-])
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("_", ["under_score"]),
+        ("%", []),
+        ("r_s", ["under_score"]),
+        ("r%s", []),
+        ("\\", []),
+        ("t.o", ["dot.org"]),
+        ("\x00", []),
+        ("d\x00", []),
+    ],
+)
 def test_like_wildcards_are_matched_literally(me, add_users, query, expected):
     add_users("under_score", "plainname", "dot.org", "dashy-one")
     assert names(me.get("/search", query_string={"q": query})) == expected

@@ -22,12 +22,15 @@ class Browser:
         return self.http.get(self.url + path, headers=JSON, timeout=30)
 
     def post(self, path: str, body: dict | None = None) -> requests.Response:
-        return self.http.post(self.url + path, json=body or {}, timeout=30,
-                              headers={"X-CSRFToken": self.token, **JSON})
+        return self.http.post(
+            self.url + path, json=body or {}, timeout=30, headers={"X-CSRFToken": self.token, **JSON}
+        )
 
     def join(self, username: str) -> dict:
-        assert self.post("/register", {"username": username, "password": PASSWORD,
-                                       "d_pass": DPASS}).status_code == 201
+        assert (
+            self.post("/register", {"username": username, "password": PASSWORD, "d_pass": DPASS}).status_code
+            == 201
+        )
         response = self.post("/login", {"username": username, "password": PASSWORD})
         assert response.status_code == 200, response.text
         body = response.json()

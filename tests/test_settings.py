@@ -19,8 +19,9 @@ def test_defaults_serve_one_machine_on_loopback():
 
 
 def test_environment_overrides_are_read():
-    settings = load_settings({"GHOSTCACHE_PORT": "8080", "GHOSTCACHE_DATA_DIR": "/srv/gc",
-                              "GHOSTCACHE_RATELIMIT": "off"})
+    settings = load_settings(
+        {"GHOSTCACHE_PORT": "8080", "GHOSTCACHE_DATA_DIR": "/srv/gc", "GHOSTCACHE_RATELIMIT": "off"}
+    )
     assert settings.port == 8080
     assert settings.blob_path == Path("/srv/gc/blobs")
     assert settings.ratelimit is False

@@ -24,16 +24,16 @@ def _client(url: str) -> tuple[requests.Session, dict]:
 
 def _register(url: str, name: str) -> None:
     session, headers = _client(url)
-    answer = session.post(url + "/register", headers=headers,
-                          json={"username": name, "password": PASSWORD, "d_pass": DPASS})
+    answer = session.post(
+        url + "/register", headers=headers, json={"username": name, "password": PASSWORD, "d_pass": DPASS}
+    )
     assert answer.status_code == 201
 
 
 def _timed_login(url: str, name: str, password: str) -> tuple[float, int, dict]:
     session, headers = _client(url)
     started = time.perf_counter()
-    answer = session.post(url + "/login", headers=headers,
-                          json={"username": name, "password": password})
+    answer = session.post(url + "/login", headers=headers, json={"username": name, "password": password})
     elapsed = time.perf_counter() - started
     body = answer.json()
     return elapsed, answer.status_code, body

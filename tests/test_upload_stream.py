@@ -39,8 +39,10 @@ def multipart(parts: list[tuple], boundary: str = BOUNDARY) -> bytes:
         else:
             name, filename, content = part
             escaped = filename.replace("\\", "\\\\").replace('"', '\\"')
-            out.write(f'Content-Disposition: form-data; name="{name}"; filename="{escaped}"\r\n'
-                      "Content-Type: application/octet-stream\r\n\r\n".encode())
+            out.write(
+                f'Content-Disposition: form-data; name="{name}"; filename="{escaped}"\r\n'
+                "Content-Type: application/octet-stream\r\n\r\n".encode()
+            )
             out.write(content)
         out.write(b"\r\n")
     out.write(f"--{boundary}--\r\n".encode())
@@ -49,8 +51,13 @@ def multipart(parts: list[tuple], boundary: str = BOUNDARY) -> bytes:
 
 def post_body(session, body: bytes, headers: dict | None = None, **kw):
     """POST a hand-built multipart body to /file/upload."""
-    return session.client.post("/file/upload", data=body, headers=headers or session.headers(),
-                               content_type=f"multipart/form-data; boundary={BOUNDARY}", **kw)
+    return session.client.post(
+        "/file/upload",
+        data=body,
+        headers=headers or session.headers(),
+        content_type=f"multipart/form-data; boundary={BOUNDARY}",
+        **kw,
+    )
 
 
 def nothing_stored(app, runtime) -> bool:
@@ -77,11 +84,15 @@ def test_a_3_mb_upload_never_creates_a_temporary_file(app, runtime, make_user, m
     def forbidden(*args, **kwargs):
         raise AssertionError("a temporary file was created for the upload")
 
-    for target, name in [(tempfile, "SpooledTemporaryFile"), (tempfile, "TemporaryFile"),
-                         (tempfile, "NamedTemporaryFile"), (tempfile, "mkstemp"),
-                         (werkzeug.formparser, "default_stream_factory"),
-                         (werkzeug.formparser, "SpooledTemporaryFile"),
-                         (werkzeug.wrappers.request, "default_stream_factory")]:
+    for target, name in [
+        (tempfile, "SpooledTemporaryFile"),
+        (tempfile, "TemporaryFile"),
+        (tempfile, "NamedTemporaryFile"),
+        (tempfile, "mkstemp"),
+        (werkzeug.formparser, "default_stream_factory"),
+        (werkzeug.formparser, "SpooledTemporaryFile"),
+        (werkzeug.wrappers.request, "default_stream_factory"),
+    ]:
         monkeypatch.setattr(target, name, forbidden)
 
     response = post_body(alice, body)
@@ -105,15 +116,24 @@ class Trickle(io.BytesIO):
         return super().read(n)
 
 
-NASTY = (b"start\r\n--\r\n--" + BOUNDARY[:-3].encode() + b"\r\n-" + b"\r\n--" + BOUNDARY.encode()
-         + b"X not a real boundary\r\n\r\n--\r" + os.urandom(5000) + b"\r\n--")
+NASTY = (
+    b"start\r\n--\r\n--"
+    + BOUNDARY[:-3].encode()
+    + b"\r\n-"
+    + b"\r\n--"
+    + BOUNDARY.encode()
+    + b"X not a real boundary\r\n\r\n--\r"
+    + os.urandom(5000)
+    + b"\r\n--"
+)
 
 
 @pytest.mark.parametrize("step", [1, 7, 13, 4096, 1 << 20])
 @pytest.mark.parametrize("read_size", [1, 5, 65536, -1])
 def test_reader_returns_the_file_bytes_exactly_whatever_the_chunking(step, read_size):
-    body = multipart([("csrf_before", "a"), ("file", "x.bin", NASTY), ("expiry_days", "12"),
-                      ("csrf_token", "tok")])
+    body = multipart(
+        [("csrf_before", "a"), ("file", "x.bin", NASTY), ("expiry_days", "12"), ("csrf_token", "tok")]
+    )
     form = MultipartStream(Trickle(body, step), BOUNDARY)
     assert form.find_file("file") is True
     assert form.filename == "x.bin"
@@ -173,13 +193,16 @@ def test_an_empty_file_is_still_an_upload(app, runtime, make_user):
     assert decrypt(app, runtime, response.get_json()["key"]) == b""
 
 
-@pytest.mark.parametrize("raw, clean", [
-    ("../../etc/passwd", "passwd"),
-    ("C:\\x\\y.txt", "y.txt"),
-    ("..\\..\\windows\\win.ini", "win.ini"),
-    ('say "hi".txt', 'say "hi".txt'),
-    ("a\tb\x01c.txt", "abc.txt"),
-])
+@pytest.mark.parametrize(
+    "raw, clean",
+    [
+        ("../../etc/passwd", "passwd"),
+        ("C:\\x\\y.txt", "y.txt"),
+        ("..\\..\\windows\\win.ini", "win.ini"),
+        ('say "hi".txt', 'say "hi".txt'),
+        ("a\tb\x01c.txt", "abc.txt"),
+    ],
+)
 def test_escaped_filenames_arrive_cleaned(make_user, raw, clean):
     response = post_body(make_user(), multipart([("file", raw, b"x")]))
     assert response.status_code == 201
@@ -192,8 +215,7 @@ def test_escaped_filenames_arrive_cleaned(make_user, raw, clean):
 def test_csrf_token_after_the_file_part_is_accepted(app, runtime, make_user):
     alice = make_user()
     content = b"\r\n--" + os.urandom(200_000)
-    body = multipart([("file", "late.bin", content), ("csrf_token", alice.token),
-                      ("expiry_days", "3")])
+    body = multipart([("file", "late.bin", content), ("csrf_token", alice.token), ("expiry_days", "3")])
     response = post_body(alice, body, headers=JSON)
     assert response.status_code == 201, response.get_json()
     assert decrypt(app, runtime, response.get_json()["key"]) == content
@@ -233,19 +255,27 @@ def _cut_points(body: bytes, content: bytes) -> dict[str, int]:
     }
 
 
-@pytest.mark.parametrize("where", ["in the fields before the file", "inside the file",
-                                   "right after the file data", "inside the field after the file",
-                                   "before the closing boundary"])
+@pytest.mark.parametrize(
+    "where",
+    [
+        "in the fields before the file",
+        "inside the file",
+        "right after the file data",
+        "inside the field after the file",
+        "before the closing boundary",
+    ],
+)
 @pytest.mark.parametrize("length_says", ["full", "truncated"])
-def test_a_body_cut_off_mid_way_is_refused_and_leaves_nothing(app, runtime, make_user, where,
-                                                              length_says):
+def test_a_body_cut_off_mid_way_is_refused_and_leaves_nothing(app, runtime, make_user, where, length_says):
     alice = make_user()
     content = os.urandom(300_000)
     body = multipart([("expiry_days", "3"), ("file", "cut.bin", content), ("csrf_token", alice.token)])
     cut = body[: _cut_points(body, content)[where]]
     length = len(body) if length_says == "full" else len(cut)
     response = alice.client.post(
-        "/file/upload", input_stream=io.BytesIO(cut), headers=JSON,
+        "/file/upload",
+        input_stream=io.BytesIO(cut),
+        headers=JSON,
         content_type=f"multipart/form-data; boundary={BOUNDARY}",
         environ_overrides={"CONTENT_LENGTH": str(length)},
     )
@@ -291,8 +321,14 @@ def test_a_failure_after_the_insert_leaves_neither_row_nor_blob(app, runtime, ma
 def test_a_boundary_longer_than_rfc_2046_allows_is_still_accepted(make_user):
     user = make_user()
     boundary = "b" * 72
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\n"
-            f"hello\r\n--{boundary}--\r\n").encode()
-    answer = user.client.post("/file/upload", data=body, headers=user.headers(),
-                              content_type=f"multipart/form-data; boundary={boundary}")
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\n'
+        f"hello\r\n--{boundary}--\r\n"
+    ).encode()
+    answer = user.client.post(
+        "/file/upload",
+        data=body,
+        headers=user.headers(),
+        content_type=f"multipart/form-data; boundary={boundary}",
+    )
     assert answer.status_code == 201 and answer.get_json()["size"] == 5

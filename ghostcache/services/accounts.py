@@ -87,7 +87,7 @@ def login(ctx: Context, username: str | None, password: str | None) -> LoginOutc
     user = find_by_name(ctx, username or "")
     password = password or ""
     if len(password) > MAX_PASSWORD:
-        password = password[:MAX_PASSWORD + 1]  # cannot match a stored hash anyway
+        password = password[: MAX_PASSWORD + 1]  # cannot match a stored hash anyway
     hashes = ctx.rt.passwords
     login_ok = hashes.verify(user.password_hash if user else None, password)
     destroy_ok = hashes.verify(user.dpass_hash if user else None, password)
@@ -128,9 +128,7 @@ def touch(ctx: Context, user_id: int, last_login: datetime) -> None:
 
 def end_all_sessions(ctx: Context, user_id: int) -> None:
     """Invalidate every session of the user, on every device, at once."""
-    ctx.db.execute(
-        update(User).where(User.id == user_id).values(session_version=User.session_version + 1)
-    )
+    ctx.db.execute(update(User).where(User.id == user_id).values(session_version=User.session_version + 1))
     ctx.db.commit()
 
 

@@ -75,8 +75,13 @@ def send(ctx: Context, me: int, receiver_raw: object, text: object) -> dict:
 
 
 _COLUMNS = (
-    Message.id, Message.connection_id, Message.sender_id, Message.receiver_id,
-    Message.content, Message.timestamp, Message.delivered,
+    Message.id,
+    Message.connection_id,
+    Message.sender_id,
+    Message.receiver_id,
+    Message.content,
+    Message.timestamp,
+    Message.delivered,
 )
 
 

@@ -17,7 +17,9 @@ PENDING, ACCEPTED, DENIED = "pending", "accepted", "denied"
 def request_connection(ctx: Context, me: int, username: str | None) -> dict:
     """Send a contact request to `username`."""
     target = require_peer(
-        ctx, me, username,
+        ctx,
+        me,
+        username,
         Invalid("cannot_connect_to_self", "You cannot send a request to yourself."),
         "You cannot connect with this user.",
     )
@@ -41,9 +43,7 @@ def _already() -> Conflict:
 
 def _between(ctx: Context, a: int, b: int) -> Connection | None:
     return ctx.db.scalar(
-        select(Connection).where(
-            Connection.pair_low == min(a, b), Connection.pair_high == max(a, b)
-        )
+        select(Connection).where(Connection.pair_low == min(a, b), Connection.pair_high == max(a, b))
     )
 
 
@@ -57,10 +57,13 @@ def list_connections(ctx: Context, me: int) -> dict:
     """Pending sent, pending received, and accepted connections, newest first."""
     rows = ctx.db.execute(
         select(Connection, User)
-        .join(User, or_(
-            (Connection.sender_id == me) & (User.id == Connection.receiver_id),
-            (Connection.receiver_id == me) & (User.id == Connection.sender_id),
-        ))
+        .join(
+            User,
+            or_(
+                (Connection.sender_id == me) & (User.id == Connection.receiver_id),
+                (Connection.receiver_id == me) & (User.id == Connection.sender_id),
+            ),
+        )
         .where(Connection.status.in_([PENDING, ACCEPTED]))
         .order_by(Connection.created_at.desc(), Connection.id.desc())
     ).all()
@@ -72,8 +75,6 @@ def list_connections(ctx: Context, me: int) -> dict:
             bucket = "sent" if conn.sender_id == me else "received"
         result[bucket].append(connection_view(conn, other))
     return result
-
-
 
 
 def _received_pending(ctx: Context, me: int, conn_id: int) -> Connection:
@@ -104,10 +105,12 @@ def accept(ctx: Context, me: int, conn_id: int) -> dict:
         ctx.db.rollback()
         raise _not_pending()
     now = ctx.now()
-    ctx.db.add_all([
-        Contact(owner_id=sender.id, contact_id=receiver.id, connection_id=conn.id, created_at=now),
-        Contact(owner_id=receiver.id, contact_id=sender.id, connection_id=conn.id, created_at=now),
-    ])
+    ctx.db.add_all(
+        [
+            Contact(owner_id=sender.id, contact_id=receiver.id, connection_id=conn.id, created_at=now),
+            Contact(owner_id=receiver.id, contact_id=sender.id, connection_id=conn.id, created_at=now),
+        ]
+    )
     ctx.db.commit()
     ctx.db.refresh(conn)
     return connection_view(conn, sender)
@@ -133,9 +136,7 @@ def deny(ctx: Context, me: int, conn_id: int) -> dict:
     """Deny a request; the receiver now blocks the sender."""
     conn = _received_pending(ctx, me, conn_id)
     claimed = ctx.db.execute(
-        update(Connection)
-        .where(Connection.id == conn.id, Connection.status == PENDING)
-        .values(status=DENIED)
+        update(Connection).where(Connection.id == conn.id, Connection.status == PENDING).values(status=DENIED)
     ).rowcount
     if not claimed:
         ctx.db.rollback()
@@ -150,15 +151,21 @@ def deny(ctx: Context, me: int, conn_id: int) -> dict:
 
 def _revoke_shares_between(ctx: Context, a: int, b: int) -> None:
     """A block also takes back file shares given earlier, in both directions."""
-    owned_by = {a: select(File.id).where(File.owner_id == a),
-                b: select(File.id).where(File.owner_id == b)}
-    ctx.db.execute(delete(FileAccess).where(or_(
-        (FileAccess.user_id == b) & FileAccess.file_id.in_(owned_by[a]),
-        (FileAccess.user_id == a) & FileAccess.file_id.in_(owned_by[b]),
-    )))
+    owned_by = {a: select(File.id).where(File.owner_id == a), b: select(File.id).where(File.owner_id == b)}
+    ctx.db.execute(
+        delete(FileAccess).where(
+            or_(
+                (FileAccess.user_id == b) & FileAccess.file_id.in_(owned_by[a]),
+                (FileAccess.user_id == a) & FileAccess.file_id.in_(owned_by[b]),
+            )
+        )
+    )
 
 
 def _blocks(ctx: Context, blocker: int, blocked: int) -> bool:
-    return ctx.db.scalar(
-        select(Blacklist.id).where(Blacklist.blocker_id == blocker, Blacklist.blocked_id == blocked)
-    ) is not None
+    return (
+        ctx.db.scalar(
+            select(Blacklist.id).where(Blacklist.blocker_id == blocker, Blacklist.blocked_id == blocked)
+        )
+        is not None
+    )

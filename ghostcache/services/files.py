@@ -112,8 +112,7 @@ def clean_filename(raw: str | None) -> str:
     return (name or "file")[:255]
 
 
-def record_upload(ctx: Context, me: int, blob: StoredBlob, filename: str | None,
-                  expiry_raw: object) -> dict:
+def record_upload(ctx: Context, me: int, blob: StoredBlob, filename: str | None, expiry_raw: object) -> dict:
     """Create the File row for a stored blob; returns the file object plus its key."""
     days = parse_expiry(expiry_raw)
     now = ctx.now()
@@ -147,9 +146,12 @@ def _visible_file(ctx: Context, me: int, file_id: int, owner_only: bool) -> File
 
 
 def _granted(ctx: Context, file_id: int, user_id: int) -> bool:
-    return ctx.db.scalar(
-        select(FileAccess.id).where(FileAccess.file_id == file_id, FileAccess.user_id == user_id)
-    ) is not None
+    return (
+        ctx.db.scalar(
+            select(FileAccess.id).where(FileAccess.file_id == file_id, FileAccess.user_id == user_id)
+        )
+        is not None
+    )
 
 
 def list_files(ctx: Context, me: int) -> dict:
@@ -223,7 +225,9 @@ def share(ctx: Context, me: int, file_id: int, username: str | None) -> dict:
     """Grant another user the right to download a file I own."""
     file = _visible_file(ctx, me, file_id, owner_only=True)
     target = require_peer(
-        ctx, me, username,
+        ctx,
+        me,
+        username,
         Invalid("cannot_share_with_self", "You already have this file."),
         "You cannot share with this user.",
     )

@@ -19,14 +19,16 @@ def rewrap_user_keys(ctx: Context, after_batch: Callable[[int], None] | None = N
     done, last_id = 0, 0
     while True:
         rows = ctx.db.execute(
-            select(User.id, User.keys_database_key).where(User.id > last_id)
-            .order_by(User.id).limit(BATCH)
+            select(User.id, User.keys_database_key).where(User.id > last_id).order_by(User.id).limit(BATCH)
         ).all()
         if not rows:
             return done
         for user_id, wrapped in rows:
-            ctx.db.execute(update(User).where(User.id == user_id)
-                           .values(keys_database_key=ctx.rt.keyring.rewrap(wrapped)))
+            ctx.db.execute(
+                update(User)
+                .where(User.id == user_id)
+                .values(keys_database_key=ctx.rt.keyring.rewrap(wrapped))
+            )
         ctx.db.commit()
         done += len(rows)
         last_id = rows[-1].id

@@ -41,9 +41,7 @@ def purge(ctx: Context, orphan_grace_seconds: float = ORPHAN_GRACE_SECONDS) -> P
 
 
 def _purge_expired_files(ctx: Context) -> int:
-    rows = ctx.db.execute(
-        select(File.id, File.stored_name).where(File.expiry <= ctx.now())
-    ).all()
+    rows = ctx.db.execute(select(File.id, File.stored_name).where(File.expiry <= ctx.now())).all()
     if rows:
         ctx.db.execute(delete(File).where(File.id.in_([r.id for r in rows])))
     ctx.db.commit()

@@ -23,8 +23,9 @@ def require_by_name(ctx: Context, username: str) -> User:
     return user
 
 
-def require_peer(ctx: Context, me: int, username: str | None, self_error: Invalid,
-                 blocked_message: str) -> User:
+def require_peer(
+    ctx: Context, me: int, username: str | None, self_error: Invalid, blocked_message: str
+) -> User:
     """The other user of a social action (connect, share): named, existing, not me,
     and not blocked either way."""
     if not username:
@@ -49,14 +50,19 @@ def add_unique(ctx: Context, row: object, conflict: DomainError) -> None:
 
 def blocked_either_way(ctx: Context, a: int, b: int) -> bool:
     """True when a blocks b or b blocks a."""
-    return ctx.db.scalar(
-        select(Blacklist.id).where(
-            or_(
-                (Blacklist.blocker_id == a) & (Blacklist.blocked_id == b),
-                (Blacklist.blocker_id == b) & (Blacklist.blocked_id == a),
+    return (
+        ctx.db.scalar(
+            select(Blacklist.id)
+            .where(
+                or_(
+                    (Blacklist.blocker_id == a) & (Blacklist.blocked_id == b),
+                    (Blacklist.blocker_id == b) & (Blacklist.blocked_id == a),
+                )
             )
-        ).limit(1)
-    ) is not None
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def block_partners(ctx: Context, user_id: int):

@@ -61,11 +61,10 @@ def register_form():
 @bp.post("/register")
 @on_error(template="register.html")
 def register():
-    user = accounts.register(
-        context(), text_field("username"), text_field("password"), text_field("d_pass")
+    user = accounts.register(context(), text_field("username"), text_field("password"), text_field("d_pass"))
+    return respond(
+        user_view(user), 201, html=lambda: back_to("auth.login", "Account created. Please log in.")
     )
-    return respond(user_view(user), 201,
-                   html=lambda: back_to("auth.login", "Account created. Please log in."))
 
 
 @bp.get("/login")
@@ -120,8 +119,11 @@ def change_password():
     ctx = context()
     user = accounts.change_password(ctx, me(), text_field("password"), text_field("new_password"))
     start_session(user, ctx.now().timestamp())  # this device stays signed in; others do not
-    return respond({"ok": True, "csrf_token": generate_csrf()}, 200,
-                   html=lambda: back_to("auth.index", "Password changed. Other devices are signed out."))
+    return respond(
+        {"ok": True, "csrf_token": generate_csrf()},
+        200,
+        html=lambda: back_to("auth.index", "Password changed. Other devices are signed out."),
+    )
 
 
 @bp.post("/delete_account")
@@ -130,5 +132,8 @@ def change_password():
 def delete_account():
     accounts.delete_account(context(), me())
     end_session()
-    return respond({"deleted": True}, 200,
-                   html=lambda: back_to("auth.index", "Your account and everything in it are gone."))
+    return respond(
+        {"deleted": True},
+        200,
+        html=lambda: back_to("auth.index", "Your account and everything in it are gone."),
+    )

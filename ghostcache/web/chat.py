@@ -45,8 +45,7 @@ def poll():
 @bp.get("/chat/<int:other_id>")
 @login_required
 def page(other_id: int):
-    found = chat.history(context(), me(), other_id, request.args.get("before"),
-                         request.args.get("limit"))
+    found = chat.history(context(), me(), other_id, request.args.get("before"), request.args.get("limit"))
     return respond(found, 200, html=lambda: _chat_page(found))
 
 
@@ -55,8 +54,7 @@ def _chat_page(found: dict) -> str:
     older_url = None
     if messages and len(messages) >= chat.DEFAULT_LIMIT:
         older_url = url_for("chat.page", other_id=found["with"]["id"], before=messages[0]["id"])
-    return render_template("chat.html", with_user=found["with"], messages=messages,
-                           older_url=older_url)
+    return render_template("chat.html", with_user=found["with"], messages=messages, older_url=older_url)
 
 
 @bp.post("/chat/<int:other_id>")
@@ -72,8 +70,9 @@ def post(other_id: int):
 def stream():
     after = _last_event_id()
     events = _events(current_app._get_current_object(), me(), session["sv"], after)
-    return Response(events, mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return Response(
+        events, mimetype="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    )
 
 
 def _last_event_id() -> int | None:

@@ -16,8 +16,14 @@ from .session import redirect_to_login
 log = logging.getLogger(__name__)
 
 _HTTP_CODES = {
-    400: "bad_request", 401: "login_required", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 410: "expired", 413: "too_large", 429: "rate_limited",
+    400: "bad_request",
+    401: "login_required",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    410: "expired",
+    413: "too_large",
+    429: "rate_limited",
 }
 
 

@@ -35,8 +35,11 @@ def index():
 @bp.get("/file/upload")
 @login_required
 def upload_form():
-    return render_template("upload.html", max_upload_mb=runtime().settings.max_upload_mb,
-                           default_expiry_days=files.DEFAULT_EXPIRY_DAYS)
+    return render_template(
+        "upload.html",
+        max_upload_mb=runtime().settings.max_upload_mb,
+        default_expiry_days=files.DEFAULT_EXPIRY_DAYS,
+    )
 
 
 @bp.post("/file/upload")

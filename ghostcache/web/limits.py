@@ -68,8 +68,7 @@ def init_limits(app: Flask, settings: Settings) -> Limiter:
     unknown = sorted(set(settings.ratelimits) - set(POLICY))
     if unknown:
         raise SettingsError(
-            f"Setting GHOSTCACHE_RATELIMITS names {', '.join(unknown)}. Known limits: "
-            f"{', '.join(POLICY)}."
+            f"Setting GHOSTCACHE_RATELIMITS names {', '.join(unknown)}. Known limits: {', '.join(POLICY)}."
         )
     for name, (default, endpoints, counted_by) in POLICY.items():
         value = settings.ratelimits.get(name, default)

@@ -64,8 +64,7 @@ class MultipartStream:
         # The decoder's buffer can hold a held-back tail (a possible partial boundary)
         # plus one whole read: sized for that, or a 64 KiB read after a tail is a 413.
         # Fields are capped at MAX_FIELD_BYTES by _read_field.
-        self._decoder = _Decoder(boundary.encode("latin-1"), MAX_FIELD_BYTES + CHUNK,
-                                max_parts=MAX_PARTS)
+        self._decoder = _Decoder(boundary.encode("latin-1"), MAX_FIELD_BYTES + CHUNK, max_parts=MAX_PARTS)
         self.fields: dict[str, str] = {}
         self.filename: str | None = None
         self._buffer = b""

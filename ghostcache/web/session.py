@@ -28,8 +28,12 @@ def load_current_user() -> None:
     ctx = context()
     row = accounts.session_user(ctx, uid)
     # An inactive account is as good as deleted: an old session must not revive it.
-    if (row is None or row.session_version != version or accounts.is_inactive(ctx, row)
-            or _expired(ctx.now().timestamp())):
+    if (
+        row is None
+        or row.session_version != version
+        or accounts.is_inactive(ctx, row)
+        or _expired(ctx.now().timestamp())
+    ):
         ctx.db.commit()
         session.clear()
         return

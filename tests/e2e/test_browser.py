@@ -21,8 +21,15 @@ pytestmark = [pytest.mark.e2e, pytest.mark.live]
 PASSWORD = "correct horse battery"
 DPASS = "destroy everything now"
 LIVE_TIMEOUT = 15_000  # ms; the SSE stream must deliver well within this
-CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROME_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 # Reports CSP violations (none expected; there is no inline script) as console errors.
 CSP_LISTENER = """
 document.addEventListener('securitypolicyviolation', function (e) {
@@ -133,8 +140,7 @@ def test_new_users_chat_and_share_an_encrypted_file(browser, live_server, tmp_pa
     expect(bob.page.locator("#messages b, #messages i")).to_have_count(0)
     expect(alice.page.locator("#messages b")).to_have_count(0)
     bob.send_message("got it, alice")
-    expect(alice.page.locator("#messages .msg.theirs")).to_contain_text("got it, alice",
-                                                                        timeout=LIVE_TIMEOUT)
+    expect(alice.page.locator("#messages .msg.theirs")).to_contain_text("got it, alice", timeout=LIVE_TIMEOUT)
     expect(bob.page.locator("#no-messages")).to_be_hidden()
     alice.page.screenshot(path=tmp_path / "chat.png", full_page=True)
     # Reloaded, the history shows both messages once, still escaped.
@@ -148,7 +154,8 @@ def test_new_users_chat_and_share_an_encrypted_file(browser, live_server, tmp_pa
     alice.goto("/file/upload")
     upload.get_by_label("Keep for (days)").fill("7")
     upload.get_by_label("File", exact=True).set_input_files(
-        files=[{"name": "notes.bin", "mimeType": "application/octet-stream", "buffer": original}])
+        files=[{"name": "notes.bin", "mimeType": "application/octet-stream", "buffer": original}]
+    )
     upload.get_by_role("button", name="Upload and encrypt").click()
     expect(upload.get_by_role("heading", level=1)).to_have_text("File uploaded")
     expect(upload.get_by_role("alert")).to_contain_text("cannot be recovered")
@@ -164,8 +171,9 @@ def test_new_users_chat_and_share_an_encrypted_file(browser, live_server, tmp_pa
     row = alice.page.locator("section", has_text="Your files").locator("tr", has_text="notes.bin")
     row.get_by_label("Share with").fill("bob")
     row.get_by_role("button", name="Share").click()
-    expect(alice.page.locator("section", has_text="Your files").locator("tr", has_text="notes.bin")
-           ).to_contain_text("bob")
+    expect(
+        alice.page.locator("section", has_text="Your files").locator("tr", has_text="notes.bin")
+    ).to_contain_text("bob")
 
     bob.goto("/files")
     shared = bob.page.locator("section", has_text="Shared with you").locator("tr", has_text="notes.bin")
@@ -185,9 +193,19 @@ def test_new_users_chat_and_share_an_encrypted_file(browser, live_server, tmp_pa
     keyfile, out = tmp_path / "key.txt", tmp_path / "notes.out"
     keyfile.write_text(key + "\n")
     done = subprocess.run(
-        [sys.executable, "-c", "from ghostcache.cli import main; main()", "decrypt",
-         "--key-file", str(keyfile), str(blob), str(out)],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-c",
+            "from ghostcache.cli import main; main()",
+            "decrypt",
+            "--key-file",
+            str(keyfile),
+            str(blob),
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     assert out.read_bytes() == original
@@ -261,7 +279,7 @@ def decrypt_in_the_browser(user: User, key: str, original: bytes, tmp_path: Path
     blob_fetches = [method for method, url, _ in sent if re.search(r"/file/\d+$", url)]
     assert blob_fetches == ["GET"] * 3, sent
     assert all(method == "GET" for method, _, _ in sent), sent
-    for wrong_or_right in (key, other, key.lower(), key[len("AGE-SECRET-KEY-1"):][:20]):
+    for wrong_or_right in (key, other, key.lower(), key[len("AGE-SECRET-KEY-1") :][:20]):
         leaks = [(m, u) for m, u, rest in sent if wrong_or_right in u or wrong_or_right in rest]
         assert leaks == [], leaks
 
@@ -291,7 +309,8 @@ def test_every_page_loads_cleanly_with_labelled_inputs(browser, live_server):
     # A file so /files shows its share form too.
     alice.goto("/file/upload")
     alice.page.get_by_label("File", exact=True).set_input_files(
-        files=[{"name": "a.txt", "mimeType": "text/plain", "buffer": b"a"}])
+        files=[{"name": "a.txt", "mimeType": "text/plain", "buffer": b"a"}]
+    )
     alice.page.get_by_role("button", name="Upload and encrypt").click()
     expect(alice.page.get_by_role("heading", level=1)).to_have_text("File uploaded")
     if unlabelled := alice.page.evaluate(UNLABELLED_INPUTS):
@@ -302,8 +321,18 @@ def test_every_page_loads_cleanly_with_labelled_inputs(browser, live_server):
     alice.open_chat_with("bob")
     chat_path = alice.page.url.removeprefix(live_server.url)
 
-    for path in ["/", "/connections", "/connect", "/search?q=x", "/search?q=bo", "/files",
-                 "/file/upload", file_path, chat_path, "/help"]:
+    for path in [
+        "/",
+        "/connections",
+        "/connect",
+        "/search?q=x",
+        "/search?q=bo",
+        "/files",
+        "/file/upload",
+        file_path,
+        chat_path,
+        "/help",
+    ]:
         check(path)
     assert problems == {}, problems
     assert alice.errors == [] and bob.errors == []
