@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench assets clean
+.PHONY: run test lint bench bench-quick assets clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +26,15 @@ test: $(VENV)/.dev
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	# mypy: added once its findings are fixed
 
+# Benchmarks on real servers; results in bench/results/latest.{json,md}. bench-quick: under 3 minutes.
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench
+
+bench-quick: $(VENV)/.dev
+	$(BIN)/python -m bench --quick
 
 # Rebuilds ghostcache/static/age.bundle.js (committed, so `make run` needs no Node) from web-src/.
 assets:

@@ -1,7 +1,7 @@
 """Upload: streaming encryption keeps server memory flat and runs near raw age speed.
 
 Starts a real server (one worker) on loopback, uploads a small and a large file
-as a stream, and reads the worker's peak resident memory (VmHWM) after each.
+as a stream, and reads the worker's peak resident memory (VmHWM) during each.
 Compares upload throughput against raw pyrage encryption measured in the same
 run. Ratios are the result; absolute numbers are context only.
 """
@@ -10,22 +10,30 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import time
-from pathlib import Path
+from collections.abc import Iterator
 
 import pyrage
 import requests
 from pyrage import x25519
 
-from tests.live import LiveServer
+from bench.common import (
+    Figure,
+    User,
+    create_user,
+    proc_status_kb,
+    reset_peak_rss,
+    running_server,
+    worker_pids,
+)
 
+SCENARIO = "upload"
 MB = 1024 * 1024
 SMALL_MB, LARGE_MB = 5, 50
 BLOCK = os.urandom(MB)
 
 
-def _body(boundary: str, token: str, size_mb: int):
+def _body(boundary: str, token: str, size_mb: int) -> Iterator[bytes]:
     """A multipart body generated on the fly, never held whole in memory."""
     yield (
         f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n'
@@ -37,34 +45,26 @@ def _body(boundary: str, token: str, size_mb: int):
     yield f"\r\n--{boundary}--\r\n".encode()
 
 
-def _peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+def _upload_peak_mb(url: str, user: User, worker: int, size_mb: int) -> tuple[float, float]:
+    """Upload size_mb; returns (seconds, the worker's peak RSS during it above its RSS before)."""
+    # Logging in ran a 64 MiB Argon2 hash: without a reset the old peak would hide the upload's.
+    reset_peak_rss(worker)
+    before = proc_status_kb(worker, "VmRSS")
+    seconds = _upload(url, user, size_mb)
+    return seconds, (proc_status_kb(worker, "VmHWM") - before) / 1024
 
 
-def _worker_pid(master: int) -> int:
-    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-    return int(children[0])
-
-
-def _login(url: str) -> tuple[requests.Session, str]:
-    session = requests.Session()
-    token = session.get(url + "/csrf").json()["csrf_token"]
-    creds = {"username": "bench", "password": "benchmark-password", "d_pass": "destroy-password"}
-    session.post(url + "/register", json=creds, headers={"X-CSRFToken": token})
-    answer = session.post(url + "/login", json=creds, headers={"X-CSRFToken": token}).json()
-    return session, answer["csrf_token"]
-
-
-def _upload(url: str, session: requests.Session, token: str, size_mb: int) -> float:
+def _upload(url: str, user: User, size_mb: int) -> float:
     boundary = "benchboundary7f3a"
     started = time.perf_counter()
-    answer = session.post(
+    answer = requests.post(
         url + "/file/upload",
-        data=_body(boundary, token, size_mb),
-        headers={"Content-Type": f"multipart/form-data; boundary={boundary}", "Accept": "application/json"},
+        data=_body(boundary, user.token, size_mb),
+        headers={
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "Accept": "application/json",
+            "Cookie": user.cookie,
+        },
         timeout=300,
     )
     elapsed = time.perf_counter() - started
@@ -81,33 +81,34 @@ def _raw_age_seconds(size_mb: int) -> float:
     return time.perf_counter() - started
 
 
-def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        server = LiveServer(Path(tmp) / "data", workers=1, max_upload_mb="200").start()
-        try:
-            session, token = _login(server.url)
-            worker = _worker_pid(server.process.pid)
-            baseline = _peak_rss_mb(worker)
-            small_s = _upload(server.url, session, token, SMALL_MB)
-            small_peak = _peak_rss_mb(worker)
-            large_s = _upload(server.url, session, token, LARGE_MB)
-            large_peak = _peak_rss_mb(worker)
-        finally:
-            server.stop()
+def run() -> list[Figure]:
+    """Upload a small then a large file to a fresh one-worker server; memory and speed figures."""
+    with running_server(workers=1, max_upload_mb="200") as server:
+        user = create_user(server.url, "bench")
+        worker = worker_pids(server)[0]
+        start_mb = proc_status_kb(worker, "VmRSS") / 1024
+        small_s, small_peak = _upload_peak_mb(server.url, user, worker, SMALL_MB)
+        large_s, large_peak = _upload_peak_mb(server.url, user, worker, LARGE_MB)
     raw_s = _raw_age_seconds(LARGE_MB)
     upload_rate, raw_rate = LARGE_MB / large_s, LARGE_MB / raw_s
-    print("upload benchmark (one gunicorn worker on loopback)")
-    print(
-        f"  worker peak RSS: start {baseline:.0f} MB, after {SMALL_MB} MB upload "
-        f"{small_peak:.0f} MB, after {LARGE_MB} MB upload {large_peak:.0f} MB"
-    )
-    growth = large_peak - small_peak
-    print(
-        f"  memory growth from a {LARGE_MB // SMALL_MB}x larger file: {growth:+.1f} MB "
-        f"(peak ratio large/small {large_peak / small_peak:.2f}; flat = 1.00)"
-    )
-    print(
-        f"  throughput: upload {upload_rate:.0f} MB/s, raw age encryption {raw_rate:.0f} MB/s, "
-        f"ratio {upload_rate / raw_rate:.2f}"
-    )
-    print(f"  ({SMALL_MB} MB upload took {small_s:.2f} s; {LARGE_MB} MB took {large_s:.2f} s)")
+    return [
+        Figure(SCENARIO, "worker RSS before uploading", start_mb, "MB"),
+        Figure(SCENARIO, f"worker peak RSS growth during a {SMALL_MB} MB upload", small_peak, "MB"),
+        Figure(SCENARIO, f"worker peak RSS growth during a {LARGE_MB} MB upload", large_peak, "MB"),
+        Figure(
+            SCENARIO,
+            f"memory growth from a {LARGE_MB // SMALL_MB}× larger file (flat = 0)",
+            large_peak - small_peak,
+            "MB",
+        ),
+        Figure(SCENARIO, "raw age encryption (pyrage, in process)", raw_rate, "MB/s"),
+        Figure(
+            SCENARIO,
+            f"upload throughput ({LARGE_MB} MB in {large_s:.2f} s)",
+            upload_rate,
+            "MB/s",
+            ratio=upload_rate / raw_rate,
+            ratio_of="raw age",
+        ),
+        Figure(SCENARIO, f"{SMALL_MB} MB upload time", small_s, "s"),
+    ]

@@ -10,9 +10,10 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .blobs import LocalBlobStore
 from .clock import Clock
+from .cpu import CpuPool
 from .crypto import PasswordHashing
-from .database import MIGRATIONS, configure_sqlite, engine_options
-from .events import LocalBroker
+from .database import MIGRATIONS, configure_sqlite, engine_options, guard_writes
+from .events import broker_for
 from .extensions import csrf, db, migrate
 from .keyfiles import load_master_keyring, load_secret_key
 from .services.context import Runtime
@@ -56,12 +57,15 @@ def _runtime(settings: Settings, clock: Clock) -> Runtime:
         keyring=load_master_keyring(settings),
         passwords=PasswordHashing(settings.argon2_profile),
         blobs=LocalBlobStore(settings.blob_path),
-        broker=LocalBroker(),
+        broker=broker_for(settings),
+        cpu=CpuPool(settings.threads),
     )
 
 
 def _init_extensions(app: Flask, settings: Settings) -> None:
     db.init_app(app)
+    with app.app_context():
+        guard_writes(db.engine)
     migrate.init_app(app, db, directory=MIGRATIONS, render_as_batch=True)
     csrf.init_app(app)
     if settings.sqlalchemy_url.startswith("sqlite"):
@@ -71,6 +75,7 @@ def _init_extensions(app: Flask, settings: Settings) -> None:
 
 def _register_web(app: Flask, settings: Settings) -> None:
     from .web import auth, chat, connections, docs, files, search
+    from .web.edge import init_edge
     from .web.errors import register_error_handlers
     from .web.headers import init_headers
     from .web.limits import init_limits
@@ -85,6 +90,7 @@ def _register_web(app: Flask, settings: Settings) -> None:
     app.before_request(load_current_user)
     init_limits(app, settings)  # after load_current_user: per-user limits need g.user
     init_headers(app)
+    init_edge(app, settings)  # outermost: body limits apply before Flask reads anything
 
     @app.context_processor
     def _current_user() -> dict:

@@ -10,11 +10,18 @@ import click
 from .settings import SettingsError, load_settings
 
 
+def _settings():
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _app():
     from . import create_app
 
     try:
-        return create_app(load_settings())
+        return create_app(_settings())
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -35,12 +42,16 @@ def migrate() -> None:
 
 @main.command()
 def serve() -> None:
-    """Apply migrations, then run the production server (gunicorn)."""
-    from .database import upgrade
+    """Apply migrations, then run the production server (gunicorn, gevent workers)."""
+    import subprocess
+
     from .server import run
 
-    settings = load_settings()
-    upgrade(_app())
+    settings = _settings()
+    # Migrate in a separate interpreter: the server's workers patch the standard
+    # library for gevent after they fork, and a master that had imported the app
+    # (Flask, SQLAlchemy, their locks) would hand them unpatched copies.
+    subprocess.run([sys.executable, "-c", "from ghostcache.cli import main; main()", "migrate"], check=True)
     run(settings)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 
@@ -10,6 +12,14 @@ class Clock:
 
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back (for deadlines and intervals)."""
+        return time.monotonic()
+
+    def wait(self, wait_for: Callable[[float], bool], timeout: float) -> bool:
+        """Wait up to `timeout` seconds with `wait_for` (say, an event's wait); True if woken."""
+        return wait_for(timeout)
 
 
 class FakeClock(Clock):
@@ -20,6 +30,16 @@ class FakeClock(Clock):
 
     def now(self) -> datetime:
         return self._now
+
+    def monotonic(self) -> float:
+        return self._now.timestamp()
+
+    def wait(self, wait_for: Callable[[float], bool], timeout: float) -> bool:
+        """Never blocks: woken already, or the whole timeout passes at once."""
+        if wait_for(0):
+            return True
+        self.advance(seconds=max(timeout, 0))
+        return False
 
     def advance(self, **delta: float) -> None:
         """Move forward by a timedelta's keyword arguments (days=31, ...)."""

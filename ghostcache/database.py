@@ -1,15 +1,31 @@
-"""Engine settings per database, and applying migrations."""
+"""Engine settings per database, transaction modes, and applying migrations."""
 
 from __future__ import annotations
 
+import time
+from contextvars import ContextVar
 from pathlib import Path
 
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
 MIGRATIONS = str(Path(__file__).resolve().parent / "migrations")
-BUSY_TIMEOUT_MS = 30_000
+# SQLite's busy handler sleeps inside C: under gevent that would freeze every
+# connection of the process. Writers therefore wait for the lock in Python
+# (BEGIN IMMEDIATE retried with a cooperative sleep, up to WRITE_WAIT_SECONDS);
+# the short timeout below only covers the rare moments a WAL reader must wait.
+BUSY_TIMEOUT_MS = 1_000
+WRITE_WAIT_SECONDS = 30.0
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+# True inside Context.write(): such transactions begin IMMEDIATE on SQLite, and
+# INSERT/UPDATE/DELETE anywhere else are refused.
+WRITING: ContextVar[bool] = ContextVar("ghostcache_writing", default=False)
+
+
+class WriteOutsideTransaction(RuntimeError):
+    """A statement that changes data ran outside Context.write()."""
 
 
 def engine_options(url: str) -> dict:
@@ -18,13 +34,24 @@ def engine_options(url: str) -> dict:
     return {"pool_pre_ping": True}
 
 
-def configure_sqlite(engine: Engine) -> None:
-    """WAL, a busy timeout, foreign keys, and BEGIN IMMEDIATE.
+def guard_writes(engine: Engine) -> None:
+    """Refuse INSERT/UPDATE/DELETE outside Context.write(): a write hidden in a read
+    would, on SQLite, take the write lock mid-transaction and fail or block others."""
 
-    A deferred SQLite transaction that reads and then writes fails at once with
-    "database is locked" when another connection wrote in between, whatever the
-    busy timeout. Taking the write lock at BEGIN makes every transaction wait
-    its turn instead, so several worker processes never see that error.
+    @event.listens_for(engine, "before_cursor_execute")
+    def _check(conn, cursor, statement: str, parameters, context, executemany) -> None:
+        if not WRITING.get() and statement.lstrip()[:7].upper().startswith(_WRITES):
+            raise WriteOutsideTransaction(f"write outside Context.write(): {statement[:60]!r}")
+
+
+def configure_sqlite(engine: Engine) -> None:
+    """WAL, a busy timeout, foreign keys; reads BEGIN DEFERRED, writes BEGIN IMMEDIATE.
+
+    In WAL mode readers never wait for the writer, so a read transaction must not
+    take the write lock. A deferred transaction that reads and then writes fails at
+    once with "database is locked" when another connection wrote in between,
+    whatever the busy timeout; taking the lock at BEGIN makes writers wait their
+    turn instead. Context.write() marks the transactions that may write.
     """
 
     @event.listens_for(engine, "connect")
@@ -40,12 +67,38 @@ def configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if WRITING.get():
+            _begin_immediate(connection)
+        else:
+            connection.exec_driver_sql("BEGIN")
+
+
+def _begin_immediate(connection) -> None:
+    """Take SQLite's write lock, waiting for it without blocking other greenlets."""
+    deadline = time.monotonic() + WRITE_WAIT_SECONDS
+    delay = 0.0005
+    connection.exec_driver_sql("PRAGMA busy_timeout=0")
+    try:
+        while True:
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay)  # patched by gevent: other connections run meanwhile
+            delay = min(delay * 2, 0.02)
+    finally:
+        connection.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
 
 def upgrade(app: Flask) -> None:
     """Apply pending migrations."""
     from flask_migrate import upgrade as alembic_upgrade
 
-    with app.app_context():
-        alembic_upgrade(directory=MIGRATIONS)
+    token = WRITING.set(True)
+    try:
+        with app.app_context():
+            alembic_upgrade(directory=MIGRATIONS)
+    finally:
+        WRITING.reset(token)

@@ -1,6 +1,8 @@
-"""Runs GhostCache under gunicorn, configured from Settings."""
+"""Runs GhostCache under gunicorn with gevent workers, configured from Settings."""
 
 from __future__ import annotations
+
+import resource
 
 from gunicorn.app.base import BaseApplication
 
@@ -17,9 +19,14 @@ class GhostcacheServer(BaseApplication):
         options = {
             "bind": f"{s.host}:{s.port}" if ":" not in s.host else f"[{s.host}]:{s.port}",
             "workers": s.workers,
-            "threads": s.threads,
-            "worker_class": "gthread",  # threads keep long-lived event streams cheap
+            # gevent: an open chat stream or a slow client costs memory, not a thread
+            # (docs/ARCHITECTURE.md has the measurements behind the choice).
+            "worker_class": "ghostcache.worker.GhostWorker",
+            "worker_connections": s.worker_connections,
+            "keepalive": s.keepalive_seconds,
             "timeout": 60,
+            # Streams end at once on a stop (lifecycle.shutdown); what is left is
+            # ordinary requests, which finish in well under this.
             "graceful_timeout": 10,
             "accesslog": "-",
             # No query strings in the access log: they can carry search terms.
@@ -37,6 +44,15 @@ class GhostcacheServer(BaseApplication):
         return app
 
 
+def _raise_open_file_limit(wanted: int) -> None:
+    """Every open connection is a file descriptor: allow as many as the hard limit permits."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 def run(settings: Settings) -> None:
     """Serve until interrupted."""
+    _raise_open_file_limit(settings.worker_connections + 256)
     GhostcacheServer(settings).run()

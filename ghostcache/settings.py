@@ -69,13 +69,19 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 5000
     workers: int = 2
-    threads: int = 8
+    threads: int = 4  # per worker, for CPU-heavy work (password hashing, key generation)
+    worker_connections: int = 5000  # open connections (idle streams included) per worker
     master_key: Secret | None = None  # None: data_dir/master.key, made on first run
     secret_key: Secret | None = None  # None: data_dir/secret.key, made on first run
     max_upload_mb: int = 50
     inactivity_days: int = 30
     purge_interval_seconds: int = 300
     stream_seconds: int = 300
+    stream_recheck_seconds: int = 30  # safety-net database look while waiting (0 = never)
+    streams_per_user: int = 10  # open event streams per user; the oldest closes beyond this
+    header_timeout_seconds: int = 10  # a request's headers must arrive within this
+    body_timeout_seconds: int = 15  # a body that sends nothing for this long is cut off
+    keepalive_seconds: int = 5  # an idle kept-alive connection closes after this
     session_idle_hours: int = 168  # a week without a request ends a session
     session_max_days: int = 30  # no session outlives this, active or not
     ratelimit: bool = True
@@ -113,6 +119,7 @@ _READERS = {
     "PORT": ("port", lambda n, v: _int(n, v, 1, 65535)),
     "WORKERS": ("workers", lambda n, v: _int(n, v, 1, 64)),
     "THREADS": ("threads", lambda n, v: _int(n, v, 1, 256)),
+    "WORKER_CONNECTIONS": ("worker_connections", lambda n, v: _int(n, v, 10, 100_000)),
     "MASTER_KEY": ("master_key", lambda n, v: Secret(v)),
     "SECRET_KEY": ("secret_key", lambda n, v: Secret(v)),
     "MAX_UPLOAD_MB": ("max_upload_mb", lambda n, v: _int(n, v, 1, 10240)),
@@ -121,6 +128,11 @@ _READERS = {
     "SESSION_IDLE_HOURS": ("session_idle_hours", lambda n, v: _int(n, v, 1, 24 * 365)),
     "SESSION_MAX_DAYS": ("session_max_days", lambda n, v: _int(n, v, 1, 365)),
     "STREAM_SECONDS": ("stream_seconds", lambda n, v: _int(n, v, 1, 3600)),
+    "STREAM_RECHECK_SECONDS": ("stream_recheck_seconds", lambda n, v: _int(n, v, 0, 3600)),
+    "STREAMS_PER_USER": ("streams_per_user", lambda n, v: _int(n, v, 1, 1000)),
+    "HEADER_TIMEOUT_SECONDS": ("header_timeout_seconds", lambda n, v: _int(n, v, 1, 300)),
+    "BODY_TIMEOUT_SECONDS": ("body_timeout_seconds", lambda n, v: _int(n, v, 1, 300)),
+    "KEEPALIVE_SECONDS": ("keepalive_seconds", lambda n, v: _int(n, v, 1, 300)),
     "RATELIMIT": ("ratelimit", _switch),
     "RATELIMITS": ("ratelimits", lambda n, v: _limits(n, v)),
     "REDIS_URL": ("redis_url", lambda n, v: v),

@@ -377,7 +377,9 @@ def test_stream_sends_the_backlog_as_sse_frames_and_delivers_it(alice, bob):
         assert f"id: {message_id}\nevent: message\ndata: {{" in body
     got = frames(body)
     assert [f["id"] for f in got] == ids
-    assert all(f["data"]["id"] == f["id"] and set(f["data"]) == MESSAGE_FIELDS for f in got)
+    assert all(f["data"]["id"] == f["id"] and set(f["data"]) == MESSAGE_FIELDS | {"with"} for f in got)
+    # Each event names its conversation, so any page can say who wrote.
+    assert all(f["data"]["with"] == {"id": alice.id, "username": alice.username} for f in got)
     assert [f["data"]["message"] for f in got] == ["s0", "s1", "s2"]
     assert bob.get("/chat/poll").get_json() == []
 

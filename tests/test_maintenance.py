@@ -217,12 +217,11 @@ def test_cli_purge_cleans_up_and_prints_a_report(app, runtime, settings, make_us
     gone, kept = keeper.upload(b"old").get_json(), keeper.upload(b"new").get_json()
     plant_orphans(runtime, TWO_HOURS_AGO)
     now, user, file = datetime.now(UTC), models.User, models.File  # the CLI runs on the real clock
-    with app.app_context():
+    with app.app_context(), Context(db=db.session, rt=runtime).write():
         db.session.execute(update(user).values(last_login=now))
         db.session.execute(update(user).where(user.id == idle.id).values(last_login=now - timedelta(days=40)))
         db.session.execute(update(file).where(file.id == gone["id"]).values(expiry=now - timedelta(days=1)))
         db.session.execute(update(file).where(file.id == kept["id"]).values(expiry=now + timedelta(days=9)))
-        db.session.commit()
     result = CliRunner().invoke(main, ["purge"], env={"GHOSTCACHE_DATA_DIR": str(settings.data_dir)})
     assert result.exit_code == 0, result.output
     assert result.output == "removed 1 expired files, 1 inactive accounts, 2 abandoned blobs\n"

@@ -131,16 +131,12 @@ def test_a_cookie_of_a_deleted_account_never_fits_a_new_account(app, make_user):
     assert not _signed_in(leftover)
 
 
-def test_an_open_chat_stream_ends_when_the_user_logs_out_elsewhere(app, make_user):
-    from ghostcache.extensions import db
-    from ghostcache.models import User
-    from ghostcache.web.chat import _events
+def test_an_open_chat_stream_ends_when_the_user_logs_out_elsewhere(app, runtime, make_user):
+    from tests.test_live_stream import open_stream
 
     user = make_user()
-    with app.app_context():
-        version = db.session.get(User, user.id).session_version
-    stream = _events(app, user.id, version, None)
-    assert next(stream).startswith("retry:")
+    stream = open_stream(app, runtime, user)
+    assert next(stream).kind == "ping"  # 15 quiet seconds later it is still open
     user.post("/logout")
-    with pytest.raises(StopIteration):
+    with pytest.raises(StopIteration):  # the logout's event woke it, and it ended
         next(stream)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select, update
 
-from ..crypto import new_fernet_key, wrap_user_key
+from ..crypto import PasswordHashing, new_fernet_key, wrap_user_key
 from ..models import File, User
 from .context import Context
 from .errors import Conflict, Invalid, Unauthorized
@@ -59,14 +59,16 @@ def register(ctx: Context, username: str | None, password: str | None, d_pass: s
     _check_password(d_pass)
     if password == d_pass:
         raise Invalid("same_passwords", "The destruction password must differ from the password.")
-    if find_by_name(ctx, username) is not None:
-        raise _taken()
+    with ctx.read():
+        if find_by_name(ctx, username) is not None:
+            raise _taken()
+    hashes = ctx.rt.cpu.run(_hash_both, ctx.rt.passwords, password, d_pass)
     now = ctx.now()
     user = User(
         username=username,
         username_key=username.lower(),
-        password_hash=ctx.rt.passwords.hash(password),
-        dpass_hash=ctx.rt.passwords.hash(d_pass),
+        password_hash=hashes[0],
+        dpass_hash=hashes[1],
         keys_database_key=wrap_user_key(ctx.rt.keyring, new_fernet_key()),
         created_at=now,
         last_login=now,
@@ -78,19 +80,29 @@ def register(ctx: Context, username: str | None, password: str | None, d_pass: s
     return user
 
 
+def _hash_both(hashes: PasswordHashing, password: str, d_pass: str) -> tuple[str, str]:
+    return hashes.hash(password), hashes.hash(d_pass)
+
+
+def _verify_both(hashes: PasswordHashing, user: User | None, password: str) -> tuple[bool, bool]:
+    """(login password matches, destruction password matches); always two Argon2 runs."""
+    login_ok = hashes.verify(user.password_hash if user else None, password)
+    destroy_ok = hashes.verify(user.dpass_hash if user else None, password)
+    return login_ok, destroy_ok
+
+
 def _taken() -> Conflict:
     return Conflict("username_taken", "That username is taken.")
 
 
 def login(ctx: Context, username: str | None, password: str | None) -> LoginOutcome:
     """Check credentials. Every path verifies two hashes, so timing reveals nothing."""
-    user = find_by_name(ctx, username or "")
+    with ctx.read():
+        user = find_by_name(ctx, username or "")
     password = password or ""
     if len(password) > MAX_PASSWORD:
         password = password[: MAX_PASSWORD + 1]  # cannot match a stored hash anyway
-    hashes = ctx.rt.passwords
-    login_ok = hashes.verify(user.password_hash if user else None, password)
-    destroy_ok = hashes.verify(user.dpass_hash if user else None, password)
+    login_ok, destroy_ok = ctx.rt.cpu.run(_verify_both, ctx.rt.passwords, user, password)
     if user is None:
         return LoginOutcome()
     if is_inactive(ctx, user) or destroy_ok:
@@ -98,8 +110,8 @@ def login(ctx: Context, username: str | None, password: str | None) -> LoginOutc
         return LoginOutcome(destroy_user_id=user.id)
     if not login_ok:
         return LoginOutcome()
-    user.last_login = ctx.now()
-    ctx.db.commit()
+    with ctx.write():
+        user.last_login = ctx.now()
     return LoginOutcome(user=user)
 
 
@@ -109,9 +121,10 @@ def _doom(ctx: Context, user: User) -> None:
     Its last login goes back to the epoch, so if the deferred deletion never
     runs (a crash), the next purge deletes it as inactive.
     """
-    user.last_login = EPOCH
-    user.session_version += 1
-    ctx.db.commit()
+    with ctx.write():
+        user.last_login = EPOCH
+        user.session_version += 1
+    ctx.publish(user.id)  # its open streams end now
 
 
 def is_inactive(ctx: Context, user: User) -> bool:
@@ -122,39 +135,45 @@ def is_inactive(ctx: Context, user: User) -> bool:
 def touch(ctx: Context, user_id: int, last_login: datetime) -> None:
     """Count a request as activity, at most once an hour (keeps active sessions alive)."""
     if ctx.now() - last_login > timedelta(hours=1):
-        ctx.db.execute(update(User).where(User.id == user_id).values(last_login=ctx.now()))
-        ctx.db.commit()
+        with ctx.write():
+            ctx.db.execute(update(User).where(User.id == user_id).values(last_login=ctx.now()))
 
 
 def end_all_sessions(ctx: Context, user_id: int) -> None:
     """Invalidate every session of the user, on every device, at once."""
-    ctx.db.execute(update(User).where(User.id == user_id).values(session_version=User.session_version + 1))
-    ctx.db.commit()
+    with ctx.write():
+        ctx.db.execute(
+            update(User).where(User.id == user_id).values(session_version=User.session_version + 1)
+        )
+    ctx.publish(user_id)  # open streams notice at once
 
 
 def change_password(ctx: Context, user_id: int, current: str | None, new: str | None) -> User:
     """Replace the login password after checking the current one; ends every session."""
     new = _require(new, "new_password")
-    user = ctx.db.get(User, user_id)
-    current_ok = ctx.rt.passwords.verify(user.password_hash, current or "")
-    if not current_ok:
+    with ctx.read():
+        user = ctx.db.get(User, user_id)
+    if not ctx.rt.cpu.run(ctx.rt.passwords.verify, user.password_hash, current or ""):
         raise Unauthorized("invalid_credentials", "The current password is wrong.")
     _check_password(new)
-    if ctx.rt.passwords.verify(user.dpass_hash, new):
+    if ctx.rt.cpu.run(ctx.rt.passwords.verify, user.dpass_hash, new):
         raise Invalid("same_passwords", "The new password must differ from the destruction password.")
-    user.password_hash = ctx.rt.passwords.hash(new)
-    user.session_version += 1
-    ctx.db.commit()
+    new_hash = ctx.rt.cpu.run(ctx.rt.passwords.hash, new)
+    with ctx.write():
+        user.password_hash = new_hash
+        user.session_version += 1
+    ctx.publish(user_id)
     return user
 
 
 def delete_account(ctx: Context, user_id: int) -> bool:
     """Delete a user and everything they own, then their blobs. False if already gone."""
-    blob_names = list(ctx.db.scalars(select(File.stored_name).where(File.owner_id == user_id)))
-    deleted = ctx.db.execute(delete(User).where(User.id == user_id)).rowcount
-    ctx.db.commit()  # foreign keys cascade to every owned row
-    for name in blob_names:
+    with ctx.write():
+        blob_names = list(ctx.db.scalars(select(File.stored_name).where(File.owner_id == user_id)))
+        deleted = ctx.db.execute(delete(User).where(User.id == user_id)).rowcount
+    for name in blob_names:  # foreign keys cascaded to every owned row
         ctx.rt.blobs.delete(name)
+    ctx.publish(user_id)
     return bool(deleted)
 
 

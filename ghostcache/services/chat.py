@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 
 from ..crypto import decrypt_for_user, decrypt_message, encrypt_message, unwrap_user_key
 from ..models import Connection, Message, User
+from ..secrets import Secret
 from .connections import accepted_between
 from .context import MAX_ID, Context
 from .errors import Forbidden, Invalid
@@ -43,9 +44,9 @@ def _not_connected() -> Forbidden:
     return Forbidden("not_connected", "You can only chat with accepted contacts.")
 
 
-def _chat_key(ctx: Context, conn: Connection, user_id: int):
-    me = ctx.db.get(User, user_id)
-    user_key = unwrap_user_key(ctx.rt.keyring, me.keys_database_key)
+def _chat_key(ctx: Context, conn: Connection, user_id: int, user_key: Secret | None = None) -> Secret:
+    if user_key is None:
+        user_key = unwrap_user_key(ctx.rt.keyring, ctx.db.get(User, user_id).keys_database_key)
     wrapped = conn.chat_key_enc_sender if conn.sender_id == user_id else conn.chat_key_enc_receiver
     return decrypt_for_user(user_key, wrapped)
 
@@ -57,20 +58,23 @@ def send(ctx: Context, me: int, receiver_raw: object, text: object) -> dict:
         raise Invalid("missing_field", "The field 'message' is required.")
     if len(text) > MAX_MESSAGE:
         raise Invalid("message_too_long", f"Messages can have at most {MAX_MESSAGE:,} characters.")
-    conn = accepted_between(ctx, me, receiver_id) if receiver_id <= MAX_ID else None
-    if conn is None:
-        raise _not_connected()
-    message = Message(
-        connection_id=conn.id,
-        sender_id=me,
-        receiver_id=receiver_id,
-        content=encrypt_message(_chat_key(ctx, conn, me), text),
-        timestamp=ctx.now(),
-        delivered=False,
-    )
-    ctx.db.add(message)
-    ctx.db.commit()  # committed before we answer: an accepted message survives a crash
-    ctx.rt.broker.publish(receiver_id)
+    # One transaction from the check to the insert: a deletion or a block cannot slip in between.
+    with ctx.write():
+        conn = accepted_between(ctx, me, receiver_id) if receiver_id <= MAX_ID else None
+        if conn is None:
+            raise _not_connected()
+        message = Message(
+            connection_id=conn.id,
+            sender_id=me,
+            receiver_id=receiver_id,
+            content=encrypt_message(_chat_key(ctx, conn, me), text),
+            timestamp=ctx.now(),
+            delivered=False,
+        )
+        ctx.db.add(message)
+    # Committed before we answer (an accepted message survives a crash), then announced:
+    # the receiver's streams show it, and so do the sender's other tabs.
+    ctx.publish(receiver_id, me)
     return {"status": "queued", "id": message.id, "timestamp": iso(message.timestamp)}
 
 
@@ -85,39 +89,57 @@ _COLUMNS = (
 )
 
 
-def claim_undelivered(ctx: Context, me: int, extra_ids: list[int] | None = None) -> list:
+def claim_undelivered(ctx: Context, me: int, only_ids: list[int] | None = None) -> list:
     """Atomically mark undelivered messages to `me` delivered and return them.
 
-    One UPDATE ... RETURNING: two racing pollers can never both claim a row.
+    One UPDATE ... RETURNING: two racing pollers or streams can never both claim a row.
     """
     condition = (Message.receiver_id == me) & (Message.delivered.is_(False))
-    if extra_ids is not None:
-        condition = condition & Message.id.in_(extra_ids)
-    rows = ctx.db.execute(
-        update(Message).where(condition).values(delivered=True).returning(*_COLUMNS),
-        execution_options={"synchronize_session": False},
-    ).all()
-    ctx.db.commit()
+    if only_ids is not None:
+        condition = condition & Message.id.in_(only_ids)
+    with ctx.write():
+        rows = ctx.db.execute(
+            update(Message).where(condition).values(delivered=True).returning(*_COLUMNS),
+            execution_options={"synchronize_session": False},
+        ).all()
     return sorted(rows, key=lambda r: r.id)
 
 
 def poll(ctx: Context, me: int) -> list[dict]:
     """Every undelivered message to me, oldest first; they are now delivered."""
-    return render(ctx, me, claim_undelivered(ctx, me))
-
-
-def stream_batch(ctx: Context, me: int, after_id: int | None) -> list[dict]:
-    """What a (re)connecting stream must send: the undelivered backlog, plus anything
-    to me after Last-Event-ID that the dropped connection may not have shown."""
     claimed = claim_undelivered(ctx, me)
-    rows = {r.id: r for r in claimed}
-    if after_id is not None:
-        replay = ctx.db.execute(
-            select(*_COLUMNS).where(Message.receiver_id == me, Message.id > after_id)
-        ).all()
-        rows.update({r.id: r for r in replay})
-    ctx.db.commit()
-    return render(ctx, me, sorted(rows.values(), key=lambda r: r.id))
+    with ctx.read():
+        return render(ctx, me, claimed)
+
+
+def _involving(me: int):
+    return or_(Message.receiver_id == me, Message.sender_id == me)
+
+
+def stream_batch(ctx: Context, me: int, cursor: int | None) -> tuple[list[dict], int]:
+    """What one of my streams shows next, and its new cursor.
+
+    Every undelivered message to me is claimed (now delivered), plus every message
+    to or from me above `cursor` that it has not shown: what my other tabs or a poll
+    claimed, and what I sent from elsewhere. So each open tab shows each message
+    once, and each message is marked delivered once. A first call (cursor None)
+    sends only the undelivered backlog and starts the cursor at the newest message.
+    """
+    with ctx.read():
+        pending = ctx.db.scalar(
+            select(Message.id).where(Message.receiver_id == me, Message.delivered.is_(False)).limit(1)
+        )
+    claimed = claim_undelivered(ctx, me) if pending is not None else []
+    with ctx.read():
+        if cursor is None:
+            cursor = ctx.db.scalar(select(func.max(Message.id)).where(_involving(me))) or 0
+            newer = []
+        else:
+            newer = ctx.db.execute(select(*_COLUMNS).where(_involving(me), Message.id > cursor)).all()
+        rows = {r.id: r for r in newer} | {r.id: r for r in claimed}
+        ordered = sorted(rows.values(), key=lambda r: r.id)
+        views = render(ctx, me, ordered, conversation=True)
+    return views, max([cursor, *rows])
 
 
 def history(ctx: Context, me: int, other_raw: object, before_raw: object, limit_raw: object) -> dict:
@@ -128,20 +150,21 @@ def history(ctx: Context, me: int, other_raw: object, before_raw: object, limit_
     if before is not None and before > MAX_ID:
         before = None  # older than an id beyond every row: all of them
     known = other_id and other_id != me and other_id <= MAX_ID
-    conn = accepted_between(ctx, me, other_id) if known else None
-    if conn is None:
-        raise _not_connected()
-    query = select(*_COLUMNS).where(Message.connection_id == conn.id)
-    if before is not None:
-        query = query.where(Message.id < before)
-    rows = ctx.db.execute(query.order_by(Message.id.desc()).limit(limit)).all()[::-1]
+    with ctx.read():
+        conn = accepted_between(ctx, me, other_id) if known else None
+        if conn is None:
+            raise _not_connected()
+        query = select(*_COLUMNS).where(Message.connection_id == conn.id)
+        if before is not None:
+            query = query.where(Message.id < before)
+        rows = ctx.db.execute(query.order_by(Message.id.desc()).limit(limit)).all()[::-1]
     mine = [r.id for r in rows if r.receiver_id == me and not r.delivered]
     if mine:
         claim_undelivered(ctx, me, mine)  # shown here = delivered
     delivered = {r.id for r in rows if r.delivered} | set(mine)
-    other = ctx.db.get(User, other_id)
-    ctx.db.commit()
-    return {"with": user_view(other), "messages": render(ctx, me, rows, delivered)}
+    with ctx.read():
+        other = ctx.db.get(User, other_id)
+        return {"with": user_view(other), "messages": render(ctx, me, rows, delivered)}
 
 
 def _optional_int(raw: object, name: str) -> int | None:
@@ -153,17 +176,37 @@ def _optional_int(raw: object, name: str) -> int | None:
     return value
 
 
-def render(ctx: Context, me: int, rows: list, delivered: set[int] | None = None) -> list[dict]:
-    """Decrypt rows for `me` into message objects; with `delivered`, history items."""
-    keys: dict[int, object] = {}
+INLINE_DECRYPTS = 20  # fewer than this are cheaper to decrypt than to hand to a thread
+
+
+def render(
+    ctx: Context, me: int, rows: list, delivered: set[int] | None = None, conversation: bool = False
+) -> list[dict]:
+    """Decrypt rows for `me` into message objects; with `delivered`, history items;
+    with `conversation`, each also names the other party (`with`), as stream events do."""
+    if not rows:
+        return []
+    user_key = unwrap_user_key(ctx.rt.keyring, ctx.db.get(User, me).keys_database_key)
+    keys: dict[int, Secret] = {}
     names: dict[int, str] = {}
-    result = []
     for row in rows:
         if row.connection_id not in keys:
-            keys[row.connection_id] = _chat_key(ctx, ctx.db.get(Connection, row.connection_id), me)
-        if row.sender_id not in names:
-            names[row.sender_id] = ctx.db.get(User, row.sender_id).username
-        text = decrypt_message(keys[row.connection_id], row.content)
+            keys[row.connection_id] = _chat_key(ctx, ctx.db.get(Connection, row.connection_id), me, user_key)
+        for user_id in (row.sender_id, row.receiver_id):
+            if user_id not in names:
+                names[user_id] = ctx.db.get(User, user_id).username
+    pairs = [(keys[row.connection_id], row.content) for row in rows]
+    texts = _decrypt_all(pairs) if len(pairs) < INLINE_DECRYPTS else ctx.rt.cpu.run(_decrypt_all, pairs)
+    result = []
+    for row, text in zip(rows, texts, strict=True):
         flag = None if delivered is None else row.id in delivered
-        result.append(message_view(row, names[row.sender_id], text, flag))
+        view = message_view(row, names[row.sender_id], text, flag)
+        if conversation:
+            other = row.receiver_id if row.sender_id == me else row.sender_id
+            view["with"] = {"id": other, "username": names[other]}
+        result.append(view)
     return result
+
+
+def _decrypt_all(pairs: list[tuple[Secret, str]]) -> list[str]:
+    return [decrypt_message(key, token) for key, token in pairs]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import delete, or_, select, update
 
-from ..crypto import encrypt_for_user, generate_rsa_keypair, new_chat_key, unwrap_user_key
+from ..crypto import MasterKeyring, encrypt_for_user, generate_rsa_keypair, new_chat_key, unwrap_user_key
 from ..models import Blacklist, Connection, Contact, File, FileAccess, User
 from .context import Context
 from .errors import Conflict, Invalid, not_found
@@ -92,33 +92,35 @@ def _not_pending() -> Conflict:
 
 def accept(ctx: Context, me: int, conn_id: int) -> dict:
     """Accept a request: key pairs and a chat key for both sides, mirror contacts, one commit."""
-    conn = _received_pending(ctx, me, conn_id)
-    sender, receiver = ctx.db.get(User, conn.sender_id), ctx.db.get(User, conn.receiver_id)
-    secrets = _connection_secrets(ctx, sender, receiver)
-    # Conditional update: of two racing accepts only one sees the request still pending.
-    claimed = ctx.db.execute(
-        update(Connection)
-        .where(Connection.id == conn.id, Connection.status == PENDING)
-        .values(status=ACCEPTED, **secrets)
-    ).rowcount
-    if not claimed:
-        ctx.db.rollback()
-        raise _not_pending()
-    now = ctx.now()
-    ctx.db.add_all(
-        [
-            Contact(owner_id=sender.id, contact_id=receiver.id, connection_id=conn.id, created_at=now),
-            Contact(owner_id=receiver.id, contact_id=sender.id, connection_id=conn.id, created_at=now),
-        ]
-    )
-    ctx.db.commit()
-    ctx.db.refresh(conn)
-    return connection_view(conn, sender)
+    with ctx.read():
+        conn = _received_pending(ctx, me, conn_id)
+        sender, receiver = ctx.db.get(User, conn.sender_id), ctx.db.get(User, conn.receiver_id)
+    # Two RSA key pairs take a few hundred milliseconds: made outside any transaction.
+    secrets = ctx.rt.cpu.run(_connection_secrets, ctx.rt.keyring, sender, receiver)
+    with ctx.write():
+        # Conditional update: of two racing accepts only one sees the request still pending.
+        claimed = ctx.db.execute(
+            update(Connection)
+            .where(Connection.id == conn.id, Connection.status == PENDING)
+            .values(status=ACCEPTED, **secrets)
+        ).rowcount
+        if not claimed:
+            raise _not_pending()
+        now = ctx.now()
+        ctx.db.add_all(
+            [
+                Contact(owner_id=sender.id, contact_id=receiver.id, connection_id=conn.id, created_at=now),
+                Contact(owner_id=receiver.id, contact_id=sender.id, connection_id=conn.id, created_at=now),
+            ]
+        )
+    with ctx.read():
+        ctx.db.refresh(conn)
+        return connection_view(conn, sender)
 
 
-def _connection_secrets(ctx: Context, sender: User, receiver: User) -> dict[str, str]:
-    sender_key = unwrap_user_key(ctx.rt.keyring, sender.keys_database_key)
-    receiver_key = unwrap_user_key(ctx.rt.keyring, receiver.keys_database_key)
+def _connection_secrets(keyring: MasterKeyring, sender: User, receiver: User) -> dict[str, str]:
+    sender_key = unwrap_user_key(keyring, sender.keys_database_key)
+    receiver_key = unwrap_user_key(keyring, receiver.keys_database_key)
     sender_priv, sender_pub = generate_rsa_keypair()
     receiver_priv, receiver_pub = generate_rsa_keypair()
     chat_key = new_chat_key().reveal()
@@ -134,19 +136,21 @@ def _connection_secrets(ctx: Context, sender: User, receiver: User) -> dict[str,
 
 def deny(ctx: Context, me: int, conn_id: int) -> dict:
     """Deny a request; the receiver now blocks the sender."""
-    conn = _received_pending(ctx, me, conn_id)
-    claimed = ctx.db.execute(
-        update(Connection).where(Connection.id == conn.id, Connection.status == PENDING).values(status=DENIED)
-    ).rowcount
-    if not claimed:
-        ctx.db.rollback()
-        raise _not_pending()
-    if not _blocks(ctx, me, conn.sender_id):
-        ctx.db.add(Blacklist(blocker_id=me, blocked_id=conn.sender_id, created_at=ctx.now()))
-    _revoke_shares_between(ctx, me, conn.sender_id)
-    ctx.db.commit()
-    ctx.db.refresh(conn)
-    return connection_view(conn, ctx.db.get(User, conn.sender_id))
+    with ctx.write():
+        conn = _received_pending(ctx, me, conn_id)
+        claimed = ctx.db.execute(
+            update(Connection)
+            .where(Connection.id == conn.id, Connection.status == PENDING)
+            .values(status=DENIED)
+        ).rowcount
+        if not claimed:
+            raise _not_pending()
+        if not _blocks(ctx, me, conn.sender_id):
+            ctx.db.add(Blacklist(blocker_id=me, blocked_id=conn.sender_id, created_at=ctx.now()))
+        _revoke_shares_between(ctx, me, conn.sender_id)
+    with ctx.read():
+        ctx.db.refresh(conn)
+        return connection_view(conn, ctx.db.get(User, conn.sender_id))
 
 
 def _revoke_shares_between(ctx: Context, a: int, b: int) -> None:

@@ -1,15 +1,21 @@
-"""What every service call needs, bundled: the DB session and the ports."""
+"""What every service call needs, bundled: the DB session, the ports, and the one
+home of transaction boundaries (`read()` and `write()`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from ..blobs import BlobStore
 from ..clock import Clock
+from ..cpu import CpuPool
 from ..crypto import MasterKeyring, PasswordHashing
+from ..database import WRITING
 from ..events import Broker
 from ..settings import Settings
 
@@ -26,6 +32,7 @@ class Runtime:
     passwords: PasswordHashing
     blobs: BlobStore
     broker: Broker
+    cpu: CpuPool
 
 
 @dataclass
@@ -38,6 +45,37 @@ class Context:
     def now(self) -> datetime:
         return self.rt.clock.now()
 
-    def get(self, model: type, row_id: int):
+    def get(self, model: type, row_id: int) -> Any:
         """The row with this id, or None (also for ids no database column can hold)."""
         return self.db.get(model, row_id) if 0 < row_id <= MAX_ID else None
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read transaction: one snapshot, never the write lock; ended when the block ends."""
+        try:
+            yield self.db
+        finally:
+            self.db.commit()  # nothing to commit: this only ends the snapshot
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A write transaction, committed when the block ends and rolled back if it raises.
+
+        Any read transaction still open is ended first, because SQLite decides
+        at BEGIN whether a transaction may write. Keep these blocks short: no
+        password hashing, key generation or body streaming inside."""
+        self.db.commit()
+        token = WRITING.set(True)
+        try:
+            yield self.db
+            self.db.commit()
+        except BaseException:
+            self.db.rollback()
+            raise
+        finally:
+            WRITING.reset(token)
+
+    def publish(self, *user_ids: int) -> None:
+        """Wake the open streams of these users (after the write that concerns them)."""
+        for user_id in user_ids:
+            self.rt.broker.publish(user_id)

@@ -124,13 +124,13 @@ def record_upload(ctx: Context, me: int, blob: StoredBlob, filename: str | None,
         created_at=now,
         expiry=now + timedelta(days=days),
     )
-    ctx.db.add(file)
-    ctx.db.flush()
-    # Build the answer before committing: a failure after the commit would delete
-    # the blob (incoming_blob) and leave a listed file that cannot be downloaded.
-    view = file_view(file, ctx.db.get(User, me), shared_with=[])
-    view["key"] = str(blob.key.reveal())
-    ctx.db.commit()
+    with ctx.write():
+        ctx.db.add(file)
+        ctx.db.flush()
+        # Build the answer before committing: a failure after the commit would delete
+        # the blob (incoming_blob) and leave a listed file that cannot be downloaded.
+        view = file_view(file, ctx.db.get(User, me), shared_with=[])
+        view["key"] = str(blob.key.reveal())
     return view
 
 
@@ -201,9 +201,9 @@ def file_details(ctx: Context, me: int, file_id: int) -> dict:
 
 def open_download(ctx: Context, me: int, file_id: int) -> tuple[str, BinaryIO]:
     """(attachment name, open blob) for the owner or a grantee."""
-    file = _visible_file(ctx, me, file_id, owner_only=False)
-    name, stored = file.filename, file.stored_name
-    ctx.db.commit()  # end the read transaction before streaming
+    with ctx.read():  # ended before the blob streams out
+        file = _visible_file(ctx, me, file_id, owner_only=False)
+        name, stored = file.filename, file.stored_name
     try:
         return name + ".age", ctx.rt.blobs.open(stored)
     except FileNotFoundError:  # purged or deleted between the check and the read
@@ -212,12 +212,12 @@ def open_download(ctx: Context, me: int, file_id: int) -> tuple[str, BinaryIO]:
 
 def delete_file(ctx: Context, me: int, file_id: int) -> None:
     """Delete a file I own: the row first, then its blob."""
-    file = ctx.get(File, file_id)
-    if file is None or file.owner_id != me:
-        raise not_found("That file")
-    stored = file.stored_name
-    ctx.db.execute(delete(File).where(File.id == file_id))
-    ctx.db.commit()
+    with ctx.write():
+        file = ctx.get(File, file_id)
+        if file is None or file.owner_id != me:
+            raise not_found("That file")
+        stored = file.stored_name
+        ctx.db.execute(delete(File).where(File.id == file_id))
     ctx.rt.blobs.delete(stored)
 
 

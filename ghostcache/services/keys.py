@@ -18,18 +18,18 @@ def rewrap_user_keys(ctx: Context, after_batch: Callable[[int], None] | None = N
     every key opens with the keyring, whichever master key wraps it."""
     done, last_id = 0, 0
     while True:
-        rows = ctx.db.execute(
-            select(User.id, User.keys_database_key).where(User.id > last_id).order_by(User.id).limit(BATCH)
-        ).all()
+        with ctx.write():
+            rows = ctx.db.execute(
+                select(User.id, User.keys_database_key)
+                .where(User.id > last_id)
+                .order_by(User.id)
+                .limit(BATCH)
+            ).all()
+            for user_id, wrapped in rows:
+                rewrapped = ctx.rt.keyring.rewrap(wrapped)
+                ctx.db.execute(update(User).where(User.id == user_id).values(keys_database_key=rewrapped))
         if not rows:
             return done
-        for user_id, wrapped in rows:
-            ctx.db.execute(
-                update(User)
-                .where(User.id == user_id)
-                .values(keys_database_key=ctx.rt.keyring.rewrap(wrapped))
-            )
-        ctx.db.commit()
         done += len(rows)
         last_id = rows[-1].id
         if after_batch is not None:
@@ -38,7 +38,6 @@ def rewrap_user_keys(ctx: Context, after_batch: Callable[[int], None] | None = N
 
 def keys_not_under_primary(ctx: Context) -> int:
     """How many user keys still need an old master key to open."""
-    wrapped = ctx.db.scalars(select(User.keys_database_key))
-    count = sum(not ctx.rt.keyring.opens_with_primary(w) for w in wrapped)
-    ctx.db.commit()
-    return count
+    with ctx.read():
+        wrapped = list(ctx.db.scalars(select(User.keys_database_key)))
+    return sum(not ctx.rt.keyring.opens_with_primary(w) for w in wrapped)

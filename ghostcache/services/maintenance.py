@@ -34,17 +34,17 @@ def purge(ctx: Context, orphan_grace_seconds: float = ORPHAN_GRACE_SECONDS) -> P
     report = PurgeReport()
     report.expired_files = _purge_expired_files(ctx)
     report.inactive_accounts = _purge_inactive_accounts(ctx)
-    keep = set(ctx.db.scalars(select(File.stored_name)))
-    ctx.db.commit()
+    with ctx.read():
+        keep = set(ctx.db.scalars(select(File.stored_name)))
     report.orphan_blobs = ctx.rt.blobs.sweep(keep, orphan_grace_seconds)
     return report
 
 
 def _purge_expired_files(ctx: Context) -> int:
-    rows = ctx.db.execute(select(File.id, File.stored_name).where(File.expiry <= ctx.now())).all()
-    if rows:
-        ctx.db.execute(delete(File).where(File.id.in_([r.id for r in rows])))
-    ctx.db.commit()
+    with ctx.write():
+        rows = ctx.db.execute(select(File.id, File.stored_name).where(File.expiry <= ctx.now())).all()
+        if rows:
+            ctx.db.execute(delete(File).where(File.id.in_([r.id for r in rows])))
     for row in rows:
         ctx.rt.blobs.delete(row.stored_name)
     return len(rows)
@@ -52,8 +52,8 @@ def _purge_expired_files(ctx: Context) -> int:
 
 def _purge_inactive_accounts(ctx: Context) -> int:
     cutoff = ctx.now() - timedelta(days=ctx.rt.settings.inactivity_days)
-    ids = list(ctx.db.scalars(select(User.id).where(User.last_login < cutoff)))
-    ctx.db.commit()
+    with ctx.read():
+        ids = list(ctx.db.scalars(select(User.id).where(User.last_login < cutoff)))
     return sum(delete_account(ctx, user_id) for user_id in ids)
 
 
@@ -65,17 +65,15 @@ def claim_lease(ctx: Context, name: str, seconds: float) -> bool:
     holder = f"{socket.gethostname()}:{os.getpid()}"
     until = now + timedelta(seconds=seconds)
     try:
-        if ctx.db.get(Lease, name) is None:
-            ctx.db.add(Lease(name=name, holder=holder, expires_at=until))
-            ctx.db.commit()
-            return True
-        won = ctx.db.execute(
-            update(Lease)
-            .where(Lease.name == name, Lease.expires_at <= now)
-            .values(holder=holder, expires_at=until)
-        ).rowcount
-        ctx.db.commit()
-        return bool(won)
+        with ctx.write():
+            if ctx.db.get(Lease, name) is None:
+                ctx.db.add(Lease(name=name, holder=holder, expires_at=until))
+                return True
+            won = ctx.db.execute(
+                update(Lease)
+                .where(Lease.name == name, Lease.expires_at <= now)
+                .values(holder=holder, expires_at=until)
+            ).rowcount
+            return bool(won)
     except IntegrityError:  # another process inserted the lease first
-        ctx.db.rollback()
         return False

@@ -40,11 +40,10 @@ def require_peer(
 
 def add_unique(ctx: Context, row: object, conflict: DomainError) -> None:
     """Insert and commit; a unique constraint lost to a racing request becomes `conflict`."""
-    ctx.db.add(row)
     try:
-        ctx.db.commit()
+        with ctx.write():
+            ctx.db.add(row)
     except IntegrityError:
-        ctx.db.rollback()
         raise conflict from None
 
 

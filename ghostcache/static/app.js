@@ -2,6 +2,8 @@
 (function () {
   'use strict';
 
+  var chatView = null; /* set by the chat page: where its contact's messages go */
+
   function csrfToken() {
     var meta = document.querySelector('meta[name="csrf-token"]');
     return meta ? meta.getAttribute('content') : '';
@@ -124,22 +126,11 @@
 
     nearBottomScroll();
 
-    var streamUrl = list.getAttribute('data-stream-url');
-    if (streamUrl && window.EventSource) {
-      var source = new EventSource(streamUrl);
-      source.addEventListener('message', function (event) {
-        var msg;
-        try {
-          msg = JSON.parse(event.data);
-        } catch (err) {
-          return;
-        }
-        if (!msg || typeof msg !== 'object') return;
-        if (String(msg.sender_id) === otherId || String(msg.receiver_id) === otherId) {
-          appendMessage(msg);
-        }
-      });
-    }
+    // The tab's one stream (see initStream) hands this page the messages of this chat.
+    chatView = {
+      otherId: otherId,
+      show: appendMessage
+    };
 
     var form = document.getElementById('chat-form');
     if (!form || !window.fetch || !window.FormData) return;
@@ -213,9 +204,47 @@
     }
   }
 
+  /* 4. One live stream per tab, for the signed-in user: every page decides where to show
+     what arrives. The chat with that person shows the message; any other page says who
+     wrote, with a link, in a polite live region. */
+  function showNotice(msg) {
+    var box = document.getElementById('live-notices');
+    if (!box || !msg.with) return;
+    var item = document.createElement('p');
+    item.className = 'live-notice';
+    var link = document.createElement('a');
+    link.href = '/chat/' + encodeURIComponent(String(msg.with.id));
+    link.textContent = 'New message from ' + msg.with.username;
+    item.appendChild(link);
+    box.appendChild(item);
+    while (box.children.length > 5) box.removeChild(box.firstChild);
+  }
+
+  function initStream(body) {
+    var url = body.getAttribute('data-stream-url');
+    var meId = String(body.getAttribute('data-me-id'));
+    if (!url || !window.EventSource) return;
+    var source = new EventSource(url);
+    source.addEventListener('message', function (event) {
+      var msg;
+      try {
+        msg = JSON.parse(event.data);
+      } catch (err) {
+        return;
+      }
+      if (!msg || typeof msg !== 'object' || !msg.with) return;
+      if (chatView && String(msg.with.id) === chatView.otherId) {
+        chatView.show(msg);
+      } else if (String(msg.sender_id) !== meId) {
+        showNotice(msg);
+      }
+    });
+  }
+
   function init() {
-    var list = document.querySelector('#messages[data-stream-url]');
+    var list = document.querySelector('#messages[data-other-id]');
     if (list) initChat(list);
+    if (document.body) initStream(document.body);
   }
 
   if (document.readyState === 'loading') {

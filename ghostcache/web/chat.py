@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from flask import (
     Blueprint,
+    Flask,
     Response,
     current_app,
     redirect,
@@ -16,16 +18,15 @@ from flask import (
     url_for,
 )
 
-from ..services import accounts, chat
+from ..services import chat, live
+from .disconnect import watch_disconnect
 from .errors import on_error
 from .inputs import raw_field
 from .negotiation import respond
-from .runtime import context
+from .runtime import context, runtime
 from .session import login_required, me
 
 bp = Blueprint("chat", __name__)
-PING_SECONDS = 15
-RECHECK_SECONDS = 2.0  # picks up messages sent through other worker processes
 
 
 @bp.post("/chat/send")
@@ -68,11 +69,23 @@ def post(other_id: int):
 @bp.get("/chat/stream")
 @login_required
 def stream():
-    after = _last_event_id()
-    events = _events(current_app._get_current_object(), me(), session["sv"], after)
-    return Response(
-        events, mimetype="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    rt = runtime()
+    sub = rt.broker.subscribe(me())
+    stop_watching = watch_disconnect(request.environ, sub)
+    app = current_app._get_current_object()
+    events = live.follow(_contexts(app), rt, sub, session["sv"], _last_event_id())
+    response = Response(
+        _frames(events),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
+
+    @response.call_on_close  # however the stream ends, even before its first byte
+    def _closed() -> None:
+        stop_watching()
+        rt.broker.unsubscribe(sub)
+
+    return response
 
 
 def _last_event_id() -> int | None:
@@ -80,29 +93,22 @@ def _last_event_id() -> int | None:
     return int(raw) if raw and raw.isascii() and raw.isdigit() and len(raw) < 19 else None
 
 
-def _events(app, user_id: int, version: int, after: int | None):
-    """Yield SSE frames until the stream's lifetime ends (the browser reconnects)."""
-    rt = app.extensions["ghostcache"]
-    yield "retry: 3000\n: connected\n\n"  # an early byte so proxies do not buffer
-    deadline = time.monotonic() + rt.settings.stream_seconds
-    next_ping = time.monotonic() + PING_SECONDS
-    seen = rt.broker.counter(user_id)
-    replay_after = after
-    while time.monotonic() < deadline:
+def _contexts(app: Flask):
+    """A fresh app context and service Context for each look at the database."""
+
+    @contextmanager
+    def open_context():
         with app.app_context():
-            if not _session_alive(user_id, version):
-                return
-            batch = chat.stream_batch(context(), user_id, replay_after)
-        replay_after = None
-        for message in batch:
-            yield f"id: {message['id']}\nevent: message\ndata: {json.dumps(message)}\n\n"
-        if time.monotonic() >= next_ping:
-            next_ping = time.monotonic() + PING_SECONDS
+            yield context()
+
+    return open_context
+
+
+def _frames(events: Iterator[live.StreamEvent]) -> Iterator[str]:
+    """Server-Sent Events frames."""
+    yield "retry: 3000\n: connected\n\n"  # an early byte so proxies do not buffer
+    for event in events:
+        if event.kind == "ping":
             yield ": ping\n\n"
-        seen = rt.broker.wait(user_id, seen, timeout=min(RECHECK_SECONDS, PING_SECONDS))
-
-
-def _session_alive(user_id: int, version: int) -> bool:
-    """The stream ends with its session: logout or a password change elsewhere stops it."""
-    row = accounts.session_user(context(), user_id)
-    return row is not None and row.session_version == version
+        else:
+            yield f"id: {event.id}\nevent: {event.kind}\ndata: {json.dumps(event.data)}\n\n"

@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask, current_app, flash, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, RequestTimeout
 
 from ..extensions import db
 from ..services.errors import DomainError
@@ -21,6 +21,7 @@ _HTTP_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     410: "expired",
     413: "too_large",
     429: "rate_limited",
@@ -79,7 +80,12 @@ def handle_http_error(error: HTTPException):
         413: "The request is too large.",
         429: "Too many requests. Please wait a little and try again.",
     }.get(status, error.description or "The request could not be handled.")
-    if isinstance(error, RequestEntityTooLarge):
+    if (
+        isinstance(error, RequestEntityTooLarge | RequestTimeout)
+        and error.description != type(error).description
+    ):
+        message = str(error.description)  # ours (web/edge.py) say which limit was passed
+    elif isinstance(error, RequestEntityTooLarge):  # Werkzeug's own guards only the upload
         message = f"Files can be at most {current_app.config['GHOSTCACHE_MAX_UPLOAD_MB']} MB."
     domain = DomainError(code, message)
     domain.status = status

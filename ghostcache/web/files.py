@@ -53,8 +53,7 @@ def upload():
     form = _multipart()
     if not form.find_file("file") or not form.filename:
         raise Invalid("missing_file", "Choose a file to upload.")
-    ctx = context()
-    ctx.db.commit()  # hold no database transaction while the body streams in
+    ctx = context()  # no transaction is open here: the body streams in with none held
     with files.incoming_blob(ctx, form) as blob:
         fields = form.finish()
         if not header_token:

@@ -26,7 +26,8 @@ def load_current_user() -> None:
     if uid is None or request.endpoint == "static":  # stylesheets need no database
         return
     ctx = context()
-    row = accounts.session_user(ctx, uid)
+    with ctx.read():  # one short read: the view starts with no transaction open
+        row = accounts.session_user(ctx, uid)
     # An inactive account is as good as deleted: an old session must not revive it.
     if (
         row is None
@@ -34,12 +35,10 @@ def load_current_user() -> None:
         or accounts.is_inactive(ctx, row)
         or _expired(ctx.now().timestamp())
     ):
-        ctx.db.commit()
         session.clear()
         return
     g.user = CurrentUser(id=row.id, username=row.username)
     accounts.touch(ctx, row.id, row.last_login)
-    ctx.db.commit()  # release the database before the view runs
 
 
 def _expired(now: float) -> bool:

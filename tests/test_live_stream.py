@@ -1,0 +1,178 @@
+"""The live stream loop (services/live.py) and the broker, driven by a fake clock:
+hours of pings, rechecks and lifetimes pass without a single sleep."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from contextlib import contextmanager
+
+import pytest
+
+from ghostcache.events import Broker, Hub, LocalTransport, Subscription
+from ghostcache.extensions import db
+from ghostcache.services import live
+from ghostcache.services.context import Context
+from tests.conftest import Session
+
+HOUR = 3600
+
+
+def open_stream(app, runtime, user: Session, stream_seconds: int = HOUR, recheck: int = 30, after=None):
+    """A stream for `user` as GET /chat/stream makes one, on the app's fake clock."""
+    rt = dataclasses.replace(
+        runtime,
+        settings=runtime.settings.with_overrides(
+            stream_seconds=stream_seconds, stream_recheck_seconds=recheck
+        ),
+    )
+
+    @contextmanager
+    def contexts():
+        with app.app_context():
+            yield Context(db=db.session, rt=rt)
+
+    with app.app_context():
+        from ghostcache.models import User
+
+        version = db.session.get(User, user.id).session_version
+    sub = runtime.broker.subscribe(user.id)
+    return live.follow(contexts, rt, sub, version, after)
+
+
+def messages_until_ping(stream) -> list[dict]:
+    """The messages the stream yields before its next ping."""
+    found = []
+    for event in stream:
+        if event.kind == "ping":
+            return found
+        found.append(event.data)
+    return found
+
+
+@pytest.fixture
+def pair(connect):
+    return connect()
+
+
+def test_pings_every_15_seconds_and_ends_at_its_lifetime_without_sleeping(app, runtime, clock, make_user):
+    started = clock.monotonic()
+    events = list(open_stream(app, runtime, make_user(), stream_seconds=60))
+    assert [e.kind for e in events] == ["ping"] * 3  # at 15, 30 and 45 s; at 60 s it ends
+    assert clock.monotonic() - started == 60
+
+
+def test_a_message_sent_while_open_arrives_once_with_its_conversation(app, runtime, pair):
+    alice, bob = pair
+    stream = open_stream(app, runtime, bob)
+    assert messages_until_ping(stream) == []
+    sent = alice.post("/chat/send", {"receiver_id": bob.id, "message": "hi bob"}).get_json()
+    got = messages_until_ping(stream)
+    assert [(m["id"], m["message"]) for m in got] == [(sent["id"], "hi bob")]
+    assert got[0]["with"] == {"id": alice.id, "username": alice.username}
+    assert messages_until_ping(stream) == []  # not again
+    assert bob.get("/chat/poll").get_json() == []  # streamed means delivered
+
+
+def test_every_open_tab_shows_each_message_once_and_it_is_delivered_once(app, runtime, pair):
+    alice, bob = pair
+    tabs = [open_stream(app, runtime, bob) for _ in range(3)]
+    for tab in tabs:
+        assert messages_until_ping(tab) == []
+    ids = [
+        alice.post("/chat/send", {"receiver_id": bob.id, "message": f"m{i}"}).get_json()["id"]
+        for i in range(4)
+    ]
+    for tab in tabs:
+        assert [m["id"] for m in messages_until_ping(tab)] == ids
+    assert bob.get("/chat/poll").get_json() == []
+
+
+def test_my_own_message_sent_from_another_tab_shows_in_my_stream(app, runtime, pair):
+    alice, bob = pair
+    stream = open_stream(app, runtime, alice)
+    assert messages_until_ping(stream) == []
+    sent = alice.post("/chat/send", {"receiver_id": bob.id, "message": "from my phone"}).get_json()
+    got = messages_until_ping(stream)
+    assert [m["id"] for m in got] == [sent["id"]]
+    assert got[0]["with"] == {"id": bob.id, "username": bob.username}
+    # Showing my own message to me does not mark it delivered to bob.
+    assert [m["id"] for m in bob.get("/chat/poll").get_json()] == [sent["id"]]
+
+
+def test_a_message_sent_while_nobody_listens_arrives_on_the_next_connect(app, runtime, pair):
+    alice, bob = pair
+    sent = alice.post("/chat/send", {"receiver_id": bob.id, "message": "later"}).get_json()
+    assert [m["id"] for m in messages_until_ping(open_stream(app, runtime, bob))] == [sent["id"]]
+
+
+def test_reconnecting_with_last_event_id_loses_nothing(app, runtime, pair):
+    alice, bob = pair
+    first = open_stream(app, runtime, bob)
+    ids = [
+        alice.post("/chat/send", {"receiver_id": bob.id, "message": f"m{i}"}).get_json()["id"]
+        for i in range(3)
+    ]
+    assert [m["id"] for m in messages_until_ping(first)] == ids
+    first.close()  # the connection dropped, perhaps before the browser saw the last two
+    later = alice.post("/chat/send", {"receiver_id": bob.id, "message": "while away"}).get_json()["id"]
+    again = open_stream(app, runtime, bob, after=ids[0])
+    assert [m["id"] for m in messages_until_ping(again)] == [*ids[1:], later]
+
+
+def test_without_a_wake_up_only_the_recheck_finds_a_message(app, runtime, pair, monkeypatch):
+    alice, bob = pair
+    stream = open_stream(app, runtime, bob, recheck=40)
+    assert messages_until_ping(stream) == []  # t = 15 s
+    monkeypatch.setattr(Broker, "publish", lambda self, user_id: None)  # a lost wake-up
+    sent = alice.post("/chat/send", {"receiver_id": bob.id, "message": "lost wake"}).get_json()
+    assert messages_until_ping(stream) == []  # t = 30 s: not yet
+    assert [m["id"] for m in messages_until_ping(stream)] == [sent["id"]]  # found at the 40 s recheck
+
+
+def test_a_closed_subscription_ends_the_stream(app, runtime, make_user):
+    stream = open_stream(app, runtime, make_user())
+    assert next(stream).kind == "ping"
+    runtime.broker.close_all("the server is restarting")
+    assert list(stream) == []
+
+
+def test_the_oldest_stream_closes_when_a_user_opens_more_than_the_cap():
+    hub = Hub(streams_per_user=3, stream_seconds=300)
+    subs = [Subscription(7, f"s{i}", 100.0 + i) for i in range(4)]
+    for sub in subs:
+        hub.add(sub)
+        hub.deliver({"t": "open", "u": 7, "s": sub.stream_id, "at": sub.opened_at})
+    assert [s.closed is not None for s in subs] == [True, False, False, False]
+
+
+def test_hubs_agree_on_the_oldest_stream_whichever_process_holds_it():
+    a, b = Hub(2, 300), Hub(2, 300)
+    on_a, on_b = Subscription(7, "x", 1.0), Subscription(7, "y", 2.0)
+    a.add(on_a)
+    b.add(on_b)
+    opens = [{"t": "open", "u": 7, "s": s, "at": at} for s, at in (("x", 1.0), ("y", 2.0), ("z", 3.0))]
+    for event in opens:  # every process sees every open event
+        a.deliver(event)
+        b.deliver(event)
+    assert on_a.closed and not on_b.closed
+
+
+def test_local_transport_wakes_a_stream_in_another_process(tmp_path):
+    folder = tmp_path / "run"
+    sender, receiver = (Broker(LocalTransport(folder), 10, 300) for _ in range(2))
+    sender.start()
+    receiver.start()
+    sub = receiver.subscribe(42)
+    woken = threading.Event()
+    threading.Thread(target=lambda: sub.wait(5) and woken.set(), daemon=True).start()
+    sender.publish(42)
+    assert woken.wait(5), "the other broker's stream was not woken"
+
+
+def test_local_transport_folder_is_private_and_short(tmp_path):
+    long_dir = tmp_path / ("x" * 120)
+    folder = LocalTransport.folder_for(long_dir)
+    assert len(str(folder)) < 90  # socket addresses hold about 100 bytes
+    LocalTransport(folder).start(lambda event: None)
+    assert folder.stat().st_mode & 0o777 == 0o700
