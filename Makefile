@@ -27,7 +27,7 @@ test: $(VENV)/.dev
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	# mypy: added once its findings are fixed
+	$(BIN)/mypy ghostcache
 
 # Benchmarks on real servers; results in bench/results/latest.{json,md}. bench-quick: under 3 minutes.
 bench: $(VENV)/.dev

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import cast
 
 from flask import Flask, g
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .blobs import LocalBlobStore
@@ -46,7 +48,9 @@ def _configure(app: Flask, settings: Settings) -> None:
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=timedelta(days=settings.session_max_days),
     )
-    app.json.sort_keys = False  # keep the contract's field order
+    # Keep the contract's field order. cast: app.json is typed as the JSONProvider base
+    # class, but Flask's own DefaultJSONProvider (which has sort_keys) is what it holds.
+    cast(DefaultJSONProvider, app.json).sort_keys = False
     logging.getLogger("ghostcache").setLevel(settings.log_level)
 
 
@@ -83,7 +87,10 @@ def _register_web(app: Flask, settings: Settings) -> None:
 
     if settings.trusted_proxies:
         n = settings.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
+        # Flask's documented way to add WSGI middleware; mypy forbids assigning to a method.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n
+        )
     for module in (auth, connections, chat, search, files, docs):
         app.register_blueprint(module.bp)
     register_error_handlers(app)

@@ -8,6 +8,8 @@ Outside gevent (tests, commands) the work simply runs inline."""
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -28,7 +30,24 @@ class CpuPool:
         pool = get_hub().threadpool
         if pool.maxsize != self.threads:
             pool.maxsize = self.threads
-        return pool.apply(fn, args)
+        return pool.apply(_at_low_priority, (fn, *args))
+
+
+_lowered = threading.local()
+
+
+def _at_low_priority(fn: Callable[..., T], *args: object) -> T:
+    """Run on a pool thread niced to 10: on a busy machine the kernel then gives the
+    event loop (nice 0) the CPU first, so a login storm cannot starve open chats.
+    On Linux the nice value belongs to the thread (and to threads it starts, such
+    as Argon2's lanes), not to the whole process."""
+    if not getattr(_lowered, "done", False):
+        _lowered.done = True
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, max(os.getpriority(os.PRIO_PROCESS, 0), 10))
+        except (AttributeError, OSError):  # not Linux, or not permitted: run at normal priority
+            pass
+    return fn(*args)
 
 
 def let_others_run() -> None:

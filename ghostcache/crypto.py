@@ -9,7 +9,7 @@ which only the uploader receives.
 
 from __future__ import annotations
 
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import pyrage
 from argon2 import PasswordHasher, profiles
@@ -55,7 +55,7 @@ class PasswordHashing:
 # ---- master keyring and user keys -----------------------------------------
 
 
-def new_fernet_key() -> Secret:
+def new_fernet_key() -> Secret[bytes]:
     """A fresh Fernet key (used for master keys, user keys and chat keys)."""
     return Secret(Fernet.generate_key())
 
@@ -63,7 +63,7 @@ def new_fernet_key() -> Secret:
 class MasterKeyring:
     """The master keys; the first wraps, all of them unwrap (rotation-safe)."""
 
-    def __init__(self, keys: list[Secret]) -> None:
+    def __init__(self, keys: list[Secret[bytes]]) -> None:
         if not keys:
             raise ValueError("a master keyring needs at least one key")
         try:
@@ -84,7 +84,7 @@ class MasterKeyring:
     def wrap(self, key: Secret) -> str:
         return self._fernet.encrypt(_as_bytes(key.reveal())).decode()
 
-    def unwrap(self, wrapped: str) -> Secret:
+    def unwrap(self, wrapped: str) -> Secret[bytes]:
         return Secret(_fernet_decrypt(self._fernet, wrapped))
 
     def rewrap(self, wrapped: str) -> str:
@@ -95,11 +95,27 @@ class MasterKeyring:
             raise CryptoError("A wrapped key could not be opened with any master key.") from None
 
 
-def wrap_user_key(keyring: MasterKeyring, user_key: Secret) -> str:
+class Keyring(Protocol):
+    """What the services need of a master keyring: a MasterKeyring, or a
+    keyfiles.KeyFileRing that follows its key file."""
+
+    @property
+    def size(self) -> int: ...
+
+    def wrap(self, key: Secret) -> str: ...
+
+    def unwrap(self, wrapped: str) -> Secret[bytes]: ...
+
+    def rewrap(self, wrapped: str) -> str: ...
+
+    def opens_with_primary(self, wrapped: str) -> bool: ...
+
+
+def wrap_user_key(keyring: Keyring, user_key: Secret) -> str:
     return keyring.wrap(user_key)
 
 
-def unwrap_user_key(keyring: MasterKeyring, wrapped: str) -> Secret:
+def unwrap_user_key(keyring: Keyring, wrapped: str) -> Secret[bytes]:
     return keyring.unwrap(wrapped)
 
 
@@ -108,14 +124,14 @@ def encrypt_for_user(user_key: Secret, value: bytes) -> str:
     return Fernet(user_key.reveal()).encrypt(value).decode()
 
 
-def decrypt_for_user(user_key: Secret, token: str) -> Secret:
+def decrypt_for_user(user_key: Secret, token: str) -> Secret[bytes]:
     return Secret(_fernet_decrypt(Fernet(user_key.reveal()), token))
 
 
 # ---- connections and chat --------------------------------------------------
 
 
-def new_chat_key() -> Secret:
+def new_chat_key() -> Secret[bytes]:
     return new_fernet_key()
 
 
@@ -144,13 +160,19 @@ def decrypt_message(chat_key: Secret, token: str) -> str:
 # ---- files (age v1) --------------------------------------------------------
 
 
-def new_file_identity() -> tuple[Secret, x25519.Recipient]:
+def new_file_identity() -> tuple[Secret[str], x25519.Recipient]:
     """A fresh age X25519 identity for one file: (secret key string, recipient)."""
     identity = x25519.Identity.generate()
     return Secret(str(identity)), identity.to_public()
 
 
-def encrypt_stream(reader: BinaryIO, writer: BinaryIO, recipient: x25519.Recipient) -> None:
+class Reader(Protocol):
+    """Anything with a binary `read`: an open file, a request body, a wrapper around one."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def encrypt_stream(reader: Reader, writer: BinaryIO, recipient: x25519.Recipient) -> None:
     """Stream reader's bytes into writer as an age v1 file, in constant memory."""
     pyrage.encrypt_io(reader, writer, [recipient])
 

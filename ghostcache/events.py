@@ -379,29 +379,6 @@ class RedisTransport(_Outbox):
             self._failing = True
 
 
-def _batches(events: list[dict], limit: int) -> Iterator[bytes]:
-    """JSON arrays of events, each encoded under `limit` bytes."""
-    batch: list[bytes] = []
-    size = 2
-    for event in events:
-        encoded = _encode(event)
-        if batch and size + len(encoded) + 1 > limit:
-            yield b"[" + b",".join(batch) + b"]"
-            batch, size = [], 2
-        batch.append(encoded)
-        size += len(encoded) + 1
-    if batch:
-        yield b"[" + b",".join(batch) + b"]"
-
-
-def _decode_batch(data: bytes) -> list[dict]:
-    try:
-        events = json.loads(data)
-    except ValueError:
-        return []
-    return [e for e in events if isinstance(e, dict)] if isinstance(events, list) else []
-
-
 def broker_for(settings) -> Broker:
     """The Broker a deployment needs: Redis when configured, else this machine only."""
     transport: Transport = (

@@ -37,7 +37,7 @@ def master_key_path(settings: Settings) -> Path:
     return settings.data_dir / "master.key"
 
 
-def _parse_keys(raw: str) -> list[Secret]:
+def _parse_keys(raw: str) -> list[Secret[bytes]]:
     return [Secret(line.strip().encode()) for line in raw.replace(",", "\n").splitlines() if line.strip()]
 
 
@@ -80,7 +80,7 @@ class KeyFileRing:
     def wrap(self, key: Secret) -> str:
         return self.refresh().wrap(key)
 
-    def unwrap(self, wrapped: str) -> Secret:
+    def unwrap(self, wrapped: str) -> Secret[bytes]:
         try:
             return self._ring.unwrap(wrapped)
         except CryptoError:  # maybe wrapped under a key this process has not loaded yet
@@ -93,7 +93,7 @@ class KeyFileRing:
         return self.refresh().opens_with_primary(wrapped)
 
 
-def write_master_keys(path: Path, keys: list[Secret]) -> None:
+def write_master_keys(path: Path, keys: list[Secret[bytes]]) -> None:
     """Replace the key file atomically (mode 0600): readers see the old or the new, never half."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -104,7 +104,7 @@ def write_master_keys(path: Path, keys: list[Secret]) -> None:
     os.replace(tmp, path)
 
 
-def read_master_keys(path: Path) -> list[Secret]:
+def read_master_keys(path: Path) -> list[Secret[bytes]]:
     return _parse_keys(path.read_text())
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     Boolean,
@@ -17,7 +18,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .extensions import db
+from .extensions import Base, db
+
+if TYPE_CHECKING:
+    # db.Model is built at run time (Base plus Flask-SQLAlchemy's table naming and
+    # bind mixins), so type checkers cannot see it as a class: they get Base instead.
+    Model = Base
+else:
+    Model = db.Model
 
 
 class UTCDateTime(TypeDecorator):
@@ -41,7 +49,7 @@ def _user_fk(**kw) -> Mapped[int]:
     return mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True, **kw)
 
 
-class User(db.Model):
+class User(Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(32))
     # Lower-cased copy: unique without regard to case on every database.
@@ -55,7 +63,7 @@ class User(db.Model):
     session_version: Mapped[int] = mapped_column(Integer, default=1)
 
 
-class Connection(db.Model):
+class Connection(Model):
     __table_args__ = (UniqueConstraint("pair_low", "pair_high", name="uq_connection_pair"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -77,7 +85,7 @@ class Connection(db.Model):
         return self.receiver_id if self.sender_id == user_id else self.sender_id
 
 
-class Contact(db.Model):
+class Contact(Model):
     __table_args__ = (UniqueConstraint("owner_id", "contact_id", name="uq_contact_pair"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -87,7 +95,7 @@ class Contact(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class File(db.Model):
+class File(Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     owner_id: Mapped[int] = _user_fk()
     filename: Mapped[str] = mapped_column(String(255))
@@ -97,7 +105,7 @@ class File(db.Model):
     expiry: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
-class FileAccess(db.Model):
+class FileAccess(Model):
     __table_args__ = (UniqueConstraint("file_id", "user_id", name="uq_file_access_pair"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -106,7 +114,7 @@ class FileAccess(db.Model):
     granted_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class Blacklist(db.Model):
+class Blacklist(Model):
     __table_args__ = (UniqueConstraint("blocker_id", "blocked_id", name="uq_blacklist_pair"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -115,7 +123,7 @@ class Blacklist(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class Message(db.Model):
+class Message(Model):
     __table_args__ = (Index("ix_message_undelivered", "receiver_id", "delivered", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -127,7 +135,7 @@ class Message(db.Model):
     delivered: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-class Lease(db.Model):
+class Lease(Model):
     """A named lease: lets one process among many run a periodic job."""
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 JSON, HTML, FORM_DATA = "application/json", "text/html", "multipart/form-data"
 USERNAME_PATTERN = r"^[A-Za-z0-9_.\-]{3,32}$"
@@ -77,7 +78,7 @@ def answer(description: str, schema: dict, media_type: str = JSON, **extra) -> d
 def error_answer(status: int, codes: tuple[str, ...]) -> dict:
     """An Error whose `error` is one of `codes`."""
     schema = {"allOf": [ref("Error"), {"properties": {"error": {"enum": sorted(set(codes))}}}]}
-    extra = {}
+    extra: dict[str, Any] = {}
     if status == 429:
         extra["headers"] = {
             "Retry-After": {
@@ -133,8 +134,10 @@ def operation(
         add(404, "not_found")
     if limited:
         add(429, "rate_limited")
-    security = [{"session": [], "csrf": []}] if method == "post" else [{"session": []}] if login else []
-    op = {
+    security: list[dict[str, list[str]]] = (
+        [{"session": [], "csrf": []}] if method == "post" else [{"session": []}] if login else []
+    )
+    op: dict[str, Any] = {
         "operationId": op_id,
         "summary": summary,
         "tags": [tag],

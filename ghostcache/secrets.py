@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from typing import AnyStr, Generic
 
-class Secret:
-    """Holds a secret value; printing it shows stars, `reveal()` gives the value."""
+
+class Secret(Generic[AnyStr]):
+    """Holds a secret value; printing it shows stars, `reveal()` gives the value.
+
+    Generic in the value's type: `Secret[bytes]` for Fernet keys, `Secret[str]` for text."""
 
     __slots__ = ("_value",)
 
-    def __init__(self, value: str | bytes) -> None:
-        self._value = value
+    def __init__(self, value: AnyStr) -> None:
+        self._value: AnyStr = value
 
-    def reveal(self) -> str | bytes:
+    def reveal(self) -> AnyStr:
         """The wrapped value, for the one call that needs it."""
         return self._value
 

@@ -6,12 +6,13 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, select, update
 
 from ..crypto import PasswordHashing, new_fernet_key, wrap_user_key
 from ..models import File, User
-from .context import Context
+from .context import Context, present
 from .errors import Conflict, Invalid, Unauthorized
 from .users import add_unique, find_by_name
 
@@ -153,6 +154,7 @@ def change_password(ctx: Context, user_id: int, current: str | None, new: str | 
     new = _require(new, "new_password")
     with ctx.read():
         user = ctx.db.get(User, user_id)
+    user = present(user)
     if not ctx.rt.cpu.run(ctx.rt.passwords.verify, user.password_hash, current or ""):
         raise Unauthorized("invalid_credentials", "The current password is wrong.")
     _check_password(new)
@@ -170,7 +172,7 @@ def delete_account(ctx: Context, user_id: int) -> bool:
     """Delete a user and everything they own, then their blobs. False if already gone."""
     with ctx.write():
         blob_names = list(ctx.db.scalars(select(File.stored_name).where(File.owner_id == user_id)))
-        deleted = ctx.db.execute(delete(User).where(User.id == user_id)).rowcount
+        deleted = cast(CursorResult, ctx.db.execute(delete(User).where(User.id == user_id))).rowcount
     for name in blob_names:  # foreign keys cascaded to every owned row
         ctx.rt.blobs.delete(name)
     ctx.publish(user_id)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_, select, update
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, insert, or_, select, update
 
 from ..crypto import decrypt_for_user, decrypt_message, encrypt_message, unwrap_user_key
 from ..models import Connection, Message, User
 from ..secrets import Secret
+from .accounts import session_user
 from .connections import accepted_between
-from .context import MAX_ID, Context
+from .context import MAX_ID, Context, present
 from .errors import Forbidden, Invalid
 from .views import iso, message_view, user_view
 
@@ -46,9 +51,9 @@ def _not_connected() -> Forbidden:
 
 def _chat_key(ctx: Context, conn: Connection, user_id: int, user_key: Secret | None = None) -> Secret:
     if user_key is None:
-        user_key = unwrap_user_key(ctx.rt.keyring, ctx.db.get(User, user_id).keys_database_key)
+        user_key = unwrap_user_key(ctx.rt.keyring, present(ctx.db.get(User, user_id)).keys_database_key)
     wrapped = conn.chat_key_enc_sender if conn.sender_id == user_id else conn.chat_key_enc_receiver
-    return decrypt_for_user(user_key, wrapped)
+    return decrypt_for_user(user_key, present(wrapped))
 
 
 def send(ctx: Context, me: int, receiver_raw: object, text: object) -> dict:
@@ -63,19 +68,23 @@ def send(ctx: Context, me: int, receiver_raw: object, text: object) -> dict:
         conn = accepted_between(ctx, me, receiver_id) if receiver_id <= MAX_ID else None
         if conn is None:
             raise _not_connected()
-        message = Message(
-            connection_id=conn.id,
-            sender_id=me,
-            receiver_id=receiver_id,
-            content=encrypt_message(_chat_key(ctx, conn, me), text),
-            timestamp=ctx.now(),
-            delivered=False,
-        )
-        ctx.db.add(message)
+        timestamp = ctx.now()
+        message_id = ctx.db.execute(
+            insert(Message)
+            .values(
+                connection_id=conn.id,
+                sender_id=me,
+                receiver_id=receiver_id,
+                content=encrypt_message(_chat_key(ctx, conn, me), text),
+                timestamp=timestamp,
+                delivered=False,
+            )
+            .returning(Message.id)
+        ).scalar_one()
     # Committed before we answer (an accepted message survives a crash), then announced:
     # the receiver's streams show it, and so do the sender's other tabs.
     ctx.publish(receiver_id, me)
-    return {"status": "queued", "id": message.id, "timestamp": iso(message.timestamp)}
+    return {"status": "queued", "id": message_id, "timestamp": iso(timestamp)}
 
 
 _COLUMNS = (
@@ -116,30 +125,69 @@ def _involving(me: int):
     return or_(Message.receiver_id == me, Message.sender_id == me)
 
 
-def stream_batch(ctx: Context, me: int, cursor: int | None) -> tuple[list[dict], int]:
-    """What one of my streams shows next, and its new cursor.
+class OpenedKeys:
+    """The chat keys and names one reader has opened. A stream keeps one for its life,
+    so a wake-up costs no key unwrapping and no name lookups; a chat key never
+    changes for its connection."""
+
+    def __init__(self) -> None:
+        self.user_key: Secret | None = None
+        self.chat: dict[int, Secret] = {}
+        self.names: dict[int, str] = {}
+
+    def load(self, ctx: Context, me: int, rows: Sequence[Any]) -> None:
+        """Open whatever these rows need that is not open yet."""
+        for row in rows:
+            if row.connection_id not in self.chat:
+                if self.user_key is None:
+                    user = present(ctx.db.get(User, me))
+                    self.user_key = unwrap_user_key(ctx.rt.keyring, user.keys_database_key)
+                conn = present(ctx.db.get(Connection, row.connection_id))
+                self.chat[row.connection_id] = _chat_key(ctx, conn, me, self.user_key)
+            for user_id in (row.sender_id, row.receiver_id):
+                if user_id not in self.names:
+                    self.names[user_id] = present(ctx.db.get(User, user_id)).username
+
+
+@dataclass
+class StreamPosition:
+    """Where one stream is: the newest message id it has shown (None before its first
+    look) and the keys it has opened."""
+
+    cursor: int | None = None
+    keys: OpenedKeys = field(default_factory=OpenedKeys)
+
+
+def stream_batch(ctx: Context, me: int, position: StreamPosition, session_version: int) -> list[dict] | None:
+    """What one of my streams shows next (moving its position on), or None once the
+    stream's session has ended (logout, password change, deletion, destruction).
 
     Every undelivered message to me is claimed (now delivered), plus every message
-    to or from me above `cursor` that it has not shown: what my other tabs or a poll
-    claimed, and what I sent from elsewhere. So each open tab shows each message
-    once, and each message is marked delivered once. A first call (cursor None)
+    to or from me above the cursor that it has not shown: what my other tabs or a
+    poll claimed, and what I sent from elsewhere. So each open tab shows each message
+    once, and each message is marked delivered once. The first look (cursor None)
     sends only the undelivered backlog and starts the cursor at the newest message.
     """
-    with ctx.read():
+    with ctx.read():  # one snapshot for the session check and what is new
+        account = session_user(ctx, me)
+        if account is None or account.session_version != session_version:
+            return None
         pending = ctx.db.scalar(
             select(Message.id).where(Message.receiver_id == me, Message.delivered.is_(False)).limit(1)
         )
+        newer: Sequence[Any] = []
+        if position.cursor is not None:
+            query = select(*_COLUMNS).where(_involving(me), Message.id > position.cursor)
+            newer = list(ctx.db.execute(query).all())
     claimed = claim_undelivered(ctx, me) if pending is not None else []
+    rows = {r.id: r for r in newer} | {r.id: r for r in claimed}
+    ordered = sorted(rows.values(), key=lambda r: r.id)
     with ctx.read():
-        if cursor is None:
-            cursor = ctx.db.scalar(select(func.max(Message.id)).where(_involving(me))) or 0
-            newer = []
-        else:
-            newer = ctx.db.execute(select(*_COLUMNS).where(_involving(me), Message.id > cursor)).all()
-        rows = {r.id: r for r in newer} | {r.id: r for r in claimed}
-        ordered = sorted(rows.values(), key=lambda r: r.id)
-        views = render(ctx, me, ordered, conversation=True)
-    return views, max([cursor, *rows])
+        if position.cursor is None:
+            position.cursor = ctx.db.scalar(select(func.max(Message.id)).where(_involving(me))) or 0
+        views = render(ctx, me, ordered, conversation=True, keys=position.keys)
+    position.cursor = max([position.cursor, *rows])
+    return views
 
 
 def history(ctx: Context, me: int, other_raw: object, before_raw: object, limit_raw: object) -> dict:
@@ -149,9 +197,9 @@ def history(ctx: Context, me: int, other_raw: object, before_raw: object, limit_
     limit = min(_optional_int(limit_raw, "limit") or DEFAULT_LIMIT, MAX_LIMIT)
     if before is not None and before > MAX_ID:
         before = None  # older than an id beyond every row: all of them
-    known = other_id and other_id != me and other_id <= MAX_ID
+    known = other_id is not None and other_id != me and other_id <= MAX_ID
     with ctx.read():
-        conn = accepted_between(ctx, me, other_id) if known else None
+        conn = accepted_between(ctx, me, other_id) if known and other_id is not None else None
         if conn is None:
             raise _not_connected()
         query = select(*_COLUMNS).where(Message.connection_id == conn.id)
@@ -164,7 +212,7 @@ def history(ctx: Context, me: int, other_raw: object, before_raw: object, limit_
     delivered = {r.id for r in rows if r.delivered} | set(mine)
     with ctx.read():
         other = ctx.db.get(User, other_id)
-        return {"with": user_view(other), "messages": render(ctx, me, rows, delivered)}
+        return {"with": user_view(present(other)), "messages": render(ctx, me, rows, delivered)}
 
 
 def _optional_int(raw: object, name: str) -> int | None:
@@ -180,30 +228,28 @@ INLINE_DECRYPTS = 20  # fewer than this are cheaper to decrypt than to hand to a
 
 
 def render(
-    ctx: Context, me: int, rows: list, delivered: set[int] | None = None, conversation: bool = False
+    ctx: Context,
+    me: int,
+    rows: Sequence[Any],
+    delivered: set[int] | None = None,
+    conversation: bool = False,
+    keys: OpenedKeys | None = None,
 ) -> list[dict]:
     """Decrypt rows for `me` into message objects; with `delivered`, history items;
     with `conversation`, each also names the other party (`with`), as stream events do."""
     if not rows:
         return []
-    user_key = unwrap_user_key(ctx.rt.keyring, ctx.db.get(User, me).keys_database_key)
-    keys: dict[int, Secret] = {}
-    names: dict[int, str] = {}
-    for row in rows:
-        if row.connection_id not in keys:
-            keys[row.connection_id] = _chat_key(ctx, ctx.db.get(Connection, row.connection_id), me, user_key)
-        for user_id in (row.sender_id, row.receiver_id):
-            if user_id not in names:
-                names[user_id] = ctx.db.get(User, user_id).username
-    pairs = [(keys[row.connection_id], row.content) for row in rows]
+    keys = keys or OpenedKeys()
+    keys.load(ctx, me, rows)
+    pairs = [(keys.chat[row.connection_id], row.content) for row in rows]
     texts = _decrypt_all(pairs) if len(pairs) < INLINE_DECRYPTS else ctx.rt.cpu.run(_decrypt_all, pairs)
     result = []
     for row, text in zip(rows, texts, strict=True):
         flag = None if delivered is None else row.id in delivered
-        view = message_view(row, names[row.sender_id], text, flag)
+        view = message_view(row, keys.names[row.sender_id], text, flag)
         if conversation:
             other = row.receiver_id if row.sender_id == me else row.sender_id
-            view["with"] = {"id": other, "username": names[other]}
+            view["with"] = {"id": other, "username": keys.names[other]}
         result.append(view)
     return result
 

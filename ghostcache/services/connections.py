@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, or_, select, update
+from typing import cast
 
-from ..crypto import MasterKeyring, encrypt_for_user, generate_rsa_keypair, new_chat_key, unwrap_user_key
+from sqlalchemy import CursorResult, delete, or_, select, update
+
+from ..crypto import Keyring, encrypt_for_user, generate_rsa_keypair, new_chat_key, unwrap_user_key
 from ..models import Blacklist, Connection, Contact, File, FileAccess, User
-from .context import Context
+from .context import Context, present
 from .errors import Conflict, Invalid, not_found
 from .users import add_unique, require_peer
 from .views import connection_view
@@ -94,15 +96,19 @@ def accept(ctx: Context, me: int, conn_id: int) -> dict:
     """Accept a request: key pairs and a chat key for both sides, mirror contacts, one commit."""
     with ctx.read():
         conn = _received_pending(ctx, me, conn_id)
-        sender, receiver = ctx.db.get(User, conn.sender_id), ctx.db.get(User, conn.receiver_id)
+        sender = present(ctx.db.get(User, conn.sender_id))
+        receiver = present(ctx.db.get(User, conn.receiver_id))
     # Two RSA key pairs take a few hundred milliseconds: made outside any transaction.
     secrets = ctx.rt.cpu.run(_connection_secrets, ctx.rt.keyring, sender, receiver)
     with ctx.write():
         # Conditional update: of two racing accepts only one sees the request still pending.
-        claimed = ctx.db.execute(
-            update(Connection)
-            .where(Connection.id == conn.id, Connection.status == PENDING)
-            .values(status=ACCEPTED, **secrets)
+        claimed = cast(
+            CursorResult,
+            ctx.db.execute(
+                update(Connection)
+                .where(Connection.id == conn.id, Connection.status == PENDING)
+                .values(status=ACCEPTED, **secrets)
+            ),
         ).rowcount
         if not claimed:
             raise _not_pending()
@@ -118,7 +124,7 @@ def accept(ctx: Context, me: int, conn_id: int) -> dict:
         return connection_view(conn, sender)
 
 
-def _connection_secrets(keyring: MasterKeyring, sender: User, receiver: User) -> dict[str, str]:
+def _connection_secrets(keyring: Keyring, sender: User, receiver: User) -> dict[str, str]:
     sender_key = unwrap_user_key(keyring, sender.keys_database_key)
     receiver_key = unwrap_user_key(keyring, receiver.keys_database_key)
     sender_priv, sender_pub = generate_rsa_keypair()
@@ -138,10 +144,13 @@ def deny(ctx: Context, me: int, conn_id: int) -> dict:
     """Deny a request; the receiver now blocks the sender."""
     with ctx.write():
         conn = _received_pending(ctx, me, conn_id)
-        claimed = ctx.db.execute(
-            update(Connection)
-            .where(Connection.id == conn.id, Connection.status == PENDING)
-            .values(status=DENIED)
+        claimed = cast(
+            CursorResult,
+            ctx.db.execute(
+                update(Connection)
+                .where(Connection.id == conn.id, Connection.status == PENDING)
+                .values(status=DENIED)
+            ),
         ).rowcount
         if not claimed:
             raise _not_pending()
@@ -150,7 +159,7 @@ def deny(ctx: Context, me: int, conn_id: int) -> dict:
         _revoke_shares_between(ctx, me, conn.sender_id)
     with ctx.read():
         ctx.db.refresh(conn)
-        return connection_view(conn, ctx.db.get(User, conn.sender_id))
+        return connection_view(conn, present(ctx.db.get(User, conn.sender_id)))
 
 
 def _revoke_shares_between(ctx: Context, a: int, b: int) -> None:

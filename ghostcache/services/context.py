@@ -7,19 +7,30 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy.orm import Session
+from flask_sqlalchemy.session import Session
+from sqlalchemy.orm import scoped_session
 
 from ..blobs import BlobStore
 from ..clock import Clock
 from ..cpu import CpuPool
-from ..crypto import MasterKeyring, PasswordHashing
+from ..crypto import Keyring, PasswordHashing
 from ..database import WRITING
 from ..events import Broker
 from ..settings import Settings
 
 MAX_ID = 2**63 - 1  # the databases' integer range: no row has a larger id
+T = TypeVar("T")
+
+
+def present(row: T | None) -> T:
+    """`row`, which the caller knows exists (a foreign key or the login session vouches
+    for it). Should it be gone after all, this raises the AttributeError that using the
+    None would have raised a moment later."""
+    if row is None:
+        raise AttributeError("a row expected to exist is missing (deleted meanwhile?)")
+    return row
 
 
 @dataclass
@@ -28,7 +39,7 @@ class Runtime:
 
     settings: Settings
     clock: Clock
-    keyring: MasterKeyring
+    keyring: Keyring
     passwords: PasswordHashing
     blobs: BlobStore
     broker: Broker
@@ -37,9 +48,9 @@ class Runtime:
 
 @dataclass
 class Context:
-    """One unit of work: a DB session plus the runtime."""
+    """One unit of work: a DB session (Flask-SQLAlchemy's scoped `db.session`) plus the runtime."""
 
-    db: Session
+    db: scoped_session[Session]
     rt: Runtime
 
     def now(self) -> datetime:
@@ -50,7 +61,7 @@ class Context:
         return self.db.get(model, row_id) if 0 < row_id <= MAX_ID else None
 
     @contextmanager
-    def read(self) -> Iterator[Session]:
+    def read(self) -> Iterator[scoped_session[Session]]:
         """A read transaction: one snapshot, never the write lock; ended when the block ends."""
         try:
             yield self.db
@@ -58,7 +69,7 @@ class Context:
             self.db.commit()  # nothing to commit: this only ends the snapshot
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
+    def write(self) -> Iterator[scoped_session[Session]]:
         """A write transaction, committed when the block ends and rolled back if it raises.
 
         Any read transaction still open is ended first, because SQLite decides

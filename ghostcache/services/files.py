@@ -14,10 +14,10 @@ import pyrage
 from sqlalchemy import delete, select
 
 from ..blobs import new_blob_name
-from ..crypto import encrypt_stream, new_file_identity
+from ..crypto import Reader, encrypt_stream, new_file_identity
 from ..models import File, FileAccess, User
 from ..secrets import Secret
-from .context import Context
+from .context import Context, present
 from .errors import Conflict, Gone, Invalid, TooLarge, not_found
 from .users import add_unique, require_peer
 from .views import file_view, user_view
@@ -42,7 +42,7 @@ class _CountingReader:
     is kept in `error` to be raised again with its own meaning.
     """
 
-    def __init__(self, source: BinaryIO, limit: int) -> None:
+    def __init__(self, source: Reader, limit: int) -> None:
         self._source, self._limit = source, limit
         self.size = 0
         self.error: BaseException | None = None
@@ -65,7 +65,7 @@ def _too_large(limit: int) -> TooLarge:
 
 
 @contextmanager
-def incoming_blob(ctx: Context, source: BinaryIO) -> Iterator[StoredBlob]:
+def incoming_blob(ctx: Context, source: Reader) -> Iterator[StoredBlob]:
     """Encrypt `source` into a new blob as it arrives; the blob is removed if the
     block raises, so a failed upload leaves nothing behind."""
     identity, recipient = new_file_identity()
@@ -129,7 +129,7 @@ def record_upload(ctx: Context, me: int, blob: StoredBlob, filename: str | None,
         ctx.db.flush()
         # Build the answer before committing: a failure after the commit would delete
         # the blob (incoming_blob) and leave a listed file that cannot be downloaded.
-        view = file_view(file, ctx.db.get(User, me), shared_with=[])
+        view = file_view(file, present(ctx.db.get(User, me)), shared_with=[])
         view["key"] = str(blob.key.reveal())
     return view
 
@@ -170,7 +170,7 @@ def list_files(ctx: Context, me: int) -> dict:
         .order_by(File.id.desc())
     ).all()
     return {
-        "owned": [file_view(f, owner, grantees.get(f.id, [])) for f in owned],
+        "owned": [file_view(f, present(owner), grantees.get(f.id, [])) for f in owned],
         "shared": [file_view(f, o) for f, o in shared_rows],
     }
 
@@ -195,8 +195,8 @@ def file_details(ctx: Context, me: int, file_id: int) -> dict:
     file = _visible_file(ctx, me, file_id, owner_only=False)
     owner = ctx.db.get(User, file.owner_id)
     if file.owner_id != me:
-        return file_view(file, owner)
-    return file_view(file, owner, _grantees(ctx, [file.id]).get(file.id, []))
+        return file_view(file, present(owner))
+    return file_view(file, present(owner), _grantees(ctx, [file.id]).get(file.id, []))
 
 
 def open_download(ctx: Context, me: int, file_id: int) -> tuple[str, BinaryIO]:

@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from ..events import Subscription
-from . import accounts, chat
+from . import chat
 from .context import Context, Runtime
 
 PING_SECONDS = 15  # keeps proxies from closing a quiet stream, and finds a gone client
@@ -48,14 +48,14 @@ def follow(
     next_ping = now + PING_SECONDS
     recheck = settings.stream_recheck_seconds
     next_check = now + recheck if recheck else float("inf")
-    cursor, woken = last_event_id, True
+    position, woken = chat.StreamPosition(cursor=last_event_id), True
     while sub.closed is None and now < deadline:
         if woken or now >= next_check:
             sub.reset()  # wake-ups from here on mean news after this look
             with contexts() as ctx:
-                if not _session_alive(ctx, sub.user_id, version):
-                    return
-                batch, cursor = chat.stream_batch(ctx, sub.user_id, cursor)
+                batch = chat.stream_batch(ctx, sub.user_id, position, version)
+            if batch is None:  # its session ended
+                return
             next_check = now + recheck if recheck else float("inf")
             for message in batch:
                 yield StreamEvent("message", message["id"], message)
@@ -64,10 +64,3 @@ def follow(
             yield PING
         woken = clock.wait(sub.wait, min(deadline, next_ping, next_check) - clock.monotonic())
         now = clock.monotonic()
-
-
-def _session_alive(ctx: Context, user_id: int, version: int) -> bool:
-    """The stream ends with its session: logout or a password change elsewhere stops it."""
-    with ctx.read():
-        row = accounts.session_user(ctx, user_id)
-    return row is not None and row.session_version == version

@@ -7,8 +7,9 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..models import File, Lease, User
@@ -69,10 +70,13 @@ def claim_lease(ctx: Context, name: str, seconds: float) -> bool:
             if ctx.db.get(Lease, name) is None:
                 ctx.db.add(Lease(name=name, holder=holder, expires_at=until))
                 return True
-            won = ctx.db.execute(
-                update(Lease)
-                .where(Lease.name == name, Lease.expires_at <= now)
-                .values(holder=holder, expires_at=until)
+            won = cast(
+                CursorResult,
+                ctx.db.execute(
+                    update(Lease)
+                    .where(Lease.name == name, Lease.expires_at <= now)
+                    .values(holder=holder, expires_at=until)
+                ),
             ).rowcount
             return bool(won)
     except IntegrityError:  # another process inserted the lease first

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import markdown
 from flask import (
@@ -27,6 +28,10 @@ from .inputs import text_field
 from .negotiation import back_to, respond
 from .runtime import context
 from .session import end_session, login_required, me, safe_next, start_session
+
+if TYPE_CHECKING:
+    from flask import Flask
+    from werkzeug.local import LocalProxy
 
 bp = Blueprint("auth", __name__)
 log = logging.getLogger(__name__)
@@ -89,7 +94,8 @@ def login():
 
 def _destroy_after_response(user_id: int) -> None:
     """Delete the account once the answer has gone out, so its cost never shows in timing."""
-    app = current_app._get_current_object()
+    # cast: Flask types current_app as the Flask it proxies, hiding the proxy's own methods.
+    app = cast("LocalProxy[Flask]", current_app)._get_current_object()
 
     def destroy() -> None:
         with app.app_context():

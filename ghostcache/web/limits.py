@@ -7,7 +7,10 @@ count atomically. GHOSTCACHE_RATELIMIT=off switches every limit off.
 
 from __future__ import annotations
 
+from typing import cast
+
 from flask import Flask, g, request
+from flask.typing import RouteCallable
 from flask_limiter import Limiter
 
 from ..settings import Settings, SettingsError
@@ -32,7 +35,8 @@ def client_address() -> str:
 def _username() -> str:
     try:
         body = request.get_json(silent=True) if request.is_json else request.form
-        name = body.get("username") if isinstance(body, dict) or hasattr(body, "get") else ""
+        # request.form is an ImmutableMultiDict, itself a dict; a JSON body may be any value.
+        name = body.get("username") if isinstance(body, dict) else ""
     except Exception:  # a malformed body is the view's problem, not the limiter's
         name = ""
     return name.strip().lower()[:64] if isinstance(name, str) else ""
@@ -74,6 +78,8 @@ def init_limits(app: Flask, settings: Settings) -> Limiter:
         value = settings.ratelimits.get(name, default)
         shared = limiter.shared_limit(value, scope=name, key_func=KEYS[counted_by])
         for endpoint in endpoints:  # the returned wrapper does the counting: keep it
-            app.view_functions[endpoint] = shared(app.view_functions[endpoint])
+            # cast: the decorator returns what it wraps, but its overloads cannot say so for
+            # Flask's RouteCallable, a union of sync and async view types.
+            app.view_functions[endpoint] = cast(RouteCallable, shared(app.view_functions[endpoint]))
     app.extensions["ghostcache_limiter"] = limiter
     return limiter

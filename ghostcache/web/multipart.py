@@ -5,7 +5,7 @@ arrives, so its plaintext never sits whole in memory or in a temporary file
 from __future__ import annotations
 
 import re
-from typing import BinaryIO
+from typing import IO
 
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.sansio.multipart import (
@@ -59,7 +59,7 @@ def _decoding(step, *args):
 class MultipartStream:
     """Reads small fields into `fields` and exposes one file part as a reader."""
 
-    def __init__(self, stream: BinaryIO, boundary: str) -> None:
+    def __init__(self, stream: IO[bytes], boundary: str) -> None:
         self._stream = stream
         # The decoder's buffer can hold a held-back tail (a possible partial boundary)
         # plus one whole read: sized for that, or a 64 KiB read after a tail is a 413.

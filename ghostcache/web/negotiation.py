@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from flask import Response, flash, jsonify, redirect, request, url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.wrappers import Response as BaseResponse
 
 
 def wants_json() -> bool:
@@ -15,7 +18,7 @@ def wants_json() -> bool:
     return accept["application/json"] > accept["text/html"]
 
 
-def respond(data: object, status: int, html: Callable[[], Response | str]) -> Response:
+def respond(data: object, status: int, html: Callable[[], ResponseReturnValue]) -> ResponseReturnValue:
     """JSON for scripts; for browsers whatever `html` makes (a page or a redirect)."""
     if wants_json():
         response = jsonify(data)
@@ -24,7 +27,7 @@ def respond(data: object, status: int, html: Callable[[], Response | str]) -> Re
     return html()
 
 
-def back_to(endpoint: str, message: str | None = None, **values: object) -> Response:
+def back_to(endpoint: str, message: str | None = None, **values: Any) -> BaseResponse:
     """Flash a success message and redirect (post/redirect/get)."""
     if message:
         flash(message, "success")
