@@ -265,8 +265,13 @@ class Paced:
     `concurrency` at once. Open loop: a slow server does not slow the ticks; a tick that finds
     every slot busy is skipped and counted (the server is falling behind)."""
 
-    def __init__(self, step: Callable[[], bool], rate: float, seconds: float, concurrency: int = 1) -> None:
+    def __init__(
+        self, step: Callable[[], bool], rate: float, seconds: float, concurrency: int = 1, phase: float = 0.0
+    ) -> None:
+        """`phase` (0 to 1) shifts the ticks by that part of an interval, so that several
+        paced loads spread out as independent users would, instead of firing together."""
         self.step, self.interval, self.duration = step, 1 / rate, seconds
+        self.phase = phase
         self.ok = self.failed = self.skipped = 0
         self._slots = threading.Semaphore(concurrency)
         self._pool = ThreadPoolExecutor(concurrency)
@@ -288,7 +293,7 @@ class Paced:
     def _tick(self) -> None:
         started = time.monotonic()
         for tick in range(round(self.duration / self.interval)):
-            time.sleep(max(0.0, started + tick * self.interval - time.monotonic()))
+            time.sleep(max(0.0, started + (tick + self.phase) * self.interval - time.monotonic()))
             if self._slots.acquire(blocking=False):
                 self._pool.submit(self._one)
             else:

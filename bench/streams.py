@@ -76,9 +76,11 @@ def run(server: LiveServer, streams: int, seconds: float, pairs: int = 8) -> lis
 
         accepted: list[list[int]] = [[] for _ in talks]
         logins = Paced(login, LOGINS_PER_SECOND, seconds, concurrency=LOGINS_IN_FLIGHT)
-        senders = [
-            Paced(partial(send_stamped, conn, receiver, sent), SENDS_PER_SECOND, seconds)
-            for conn, (_, receiver), sent in zip(conns, talks, accepted, strict=True)
+        senders = [  # staggered: 16 users do not all press Enter in the same millisecond
+            Paced(
+                partial(send_stamped, conn, receiver, sent), SENDS_PER_SECOND, seconds, phase=i / len(talks)
+            )
+            for i, (conn, (_, receiver), sent) in enumerate(zip(conns, talks, accepted, strict=True))
         ]
         for load in [logins, *senders]:
             load.start()

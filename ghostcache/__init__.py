@@ -2,103 +2,20 @@
 
 from __future__ import annotations
 
-import logging
-from datetime import timedelta
-from typing import cast
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask, g
-from flask.json.provider import DefaultJSONProvider
-from werkzeug.middleware.proxy_fix import ProxyFix
+if TYPE_CHECKING:
+    from .app import create_app
 
-from .blobs import LocalBlobStore
-from .clock import Clock
-from .cpu import CpuPool
-from .crypto import PasswordHashing
-from .database import MIGRATIONS, configure_sqlite, engine_options, guard_writes
-from .events import broker_for
-from .extensions import csrf, db, migrate
-from .keyfiles import load_master_keyring, load_secret_key
-from .services.context import Runtime
-from .settings import Settings, load_settings
+__all__ = ["create_app"]
 
 
-def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Flask:
-    """Build a GhostCache app: settings, then extensions, then blueprints."""
-    settings = settings or load_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    app = Flask(__name__)
-    _configure(app, settings)
-    app.extensions["ghostcache"] = _runtime(settings, clock or Clock())
-    _init_extensions(app, settings)
-    _register_web(app, settings)
-    return app
+def __getattr__(name: str) -> Any:
+    # Lazy on purpose: `ghostcache serve` is also the gunicorn master, and it must not
+    # import Flask or SQLAlchemy (and the locks they make) before its gevent workers
+    # patch the standard library.
+    if name == "create_app":
+        from .app import create_app
 
-
-def _configure(app: Flask, settings: Settings) -> None:
-    app.config.update(
-        SECRET_KEY=load_secret_key(settings).reveal(),
-        SQLALCHEMY_DATABASE_URI=settings.sqlalchemy_url,
-        SQLALCHEMY_ENGINE_OPTIONS=engine_options(settings.sqlalchemy_url),
-        # The multipart form around the file may add a little to the request.
-        MAX_CONTENT_LENGTH=settings.max_upload_bytes + 1024 * 1024,
-        GHOSTCACHE_MAX_UPLOAD_MB=settings.max_upload_mb,
-        WTF_CSRF_TIME_LIMIT=None,  # valid for the session's life: no expired forms in open tabs
-        WTF_CSRF_SSL_STRICT=True,
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
-        PERMANENT_SESSION_LIFETIME=timedelta(days=settings.session_max_days),
-    )
-    # Keep the contract's field order. cast: app.json is typed as the JSONProvider base
-    # class, but Flask's own DefaultJSONProvider (which has sort_keys) is what it holds.
-    cast(DefaultJSONProvider, app.json).sort_keys = False
-    logging.getLogger("ghostcache").setLevel(settings.log_level)
-
-
-def _runtime(settings: Settings, clock: Clock) -> Runtime:
-    return Runtime(
-        settings=settings,
-        clock=clock,
-        keyring=load_master_keyring(settings),
-        passwords=PasswordHashing(settings.argon2_profile),
-        blobs=LocalBlobStore(settings.blob_path),
-        broker=broker_for(settings),
-        cpu=CpuPool(settings.threads),
-    )
-
-
-def _init_extensions(app: Flask, settings: Settings) -> None:
-    db.init_app(app)
-    with app.app_context():
-        guard_writes(db.engine)
-    migrate.init_app(app, db, directory=MIGRATIONS, render_as_batch=True)
-    csrf.init_app(app)
-    if settings.sqlalchemy_url.startswith("sqlite"):
-        with app.app_context():
-            configure_sqlite(db.engine)
-
-
-def _register_web(app: Flask, settings: Settings) -> None:
-    from .web import auth, chat, connections, docs, files, search
-    from .web.edge import init_edge
-    from .web.errors import register_error_handlers
-    from .web.headers import init_headers
-    from .web.limits import init_limits
-    from .web.session import load_current_user
-
-    if settings.trusted_proxies:
-        n = settings.trusted_proxies
-        # Flask's documented way to add WSGI middleware; mypy forbids assigning to a method.
-        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n
-        )
-    for module in (auth, connections, chat, search, files, docs):
-        app.register_blueprint(module.bp)
-    register_error_handlers(app)
-    app.before_request(load_current_user)
-    init_limits(app, settings)  # after load_current_user: per-user limits need g.user
-    init_headers(app)
-    init_edge(app, settings)  # outermost: body limits apply before Flask reads anything
-
-    @app.context_processor
-    def _current_user() -> dict:
-        return {"current_user": g.get("user")}
+        return create_app
+    raise AttributeError(f"module 'ghostcache' has no attribute {name!r}")

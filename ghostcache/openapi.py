@@ -117,8 +117,10 @@ def operation(
     method: str = "get",
 ) -> dict:
     """One operation. Adds the errors every route of its kind has: 401 login_required for
-    member routes, 400 csrf_failed for POSTs (invalid_json with a JSON body), 404 for an
-    id in the path that is not a whole number, 429 rate_limited where a limit applies."""
+    member routes, 400 csrf_failed for POSTs (invalid_json with a JSON body), 408
+    request_timeout and 413 too_large for a body that stalls or passes the route's limit
+    (web/edge.py), 404 for an id in the path that is not a whole number, 429
+    rate_limited where a limit applies."""
     errors = {status: tuple(codes) for status, codes in (errors or {}).items()}
 
     def add(status: int, *codes: str) -> None:
@@ -130,6 +132,9 @@ def operation(
         add(400, "csrf_failed")
         if body and JSON in body["content"]:
             add(400, "invalid_json")
+        add(408, "request_timeout")
+        if "too_large" not in errors.get(413, ()):
+            add(413, "too_large")
     if any(p["in"] == "path" for p in params):
         add(404, "not_found")
     if limited:

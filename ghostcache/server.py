@@ -28,7 +28,7 @@ class GhostcacheServer(BaseApplication):
             # Streams end at once on a stop (lifecycle.shutdown); what is left is
             # ordinary requests, which finish in well under this.
             "graceful_timeout": 10,
-            "accesslog": "-",
+            "accesslog": "-" if s.access_log else None,
             # No query strings in the access log: they can carry search terms.
             "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(L)ss',
             "errorlog": "-",

@@ -89,6 +89,9 @@ class Settings:
     redis_url: str = ""
     trusted_proxies: int = 0
     log_level: str = "INFO"
+    # Off by default: a line per request (client address, /chat/<id>, /file/<id>, time)
+    # is a record of who talks to whom, which a privacy messenger should not keep.
+    access_log: bool = False
     # Not read from the environment: tests lower it so thousands of logins stay quick.
     argon2_profile: str = field(default="default")
 
@@ -138,6 +141,7 @@ _READERS = {
     "REDIS_URL": ("redis_url", lambda n, v: v),
     "TRUSTED_PROXIES": ("trusted_proxies", lambda n, v: _int(n, v, 0, 10)),
     "LOG_LEVEL": ("log_level", lambda n, v: v.upper()),
+    "ACCESS_LOG": ("access_log", _switch),
 }
 
 

@@ -12,7 +12,7 @@ from ..crypto import decrypt_for_user, decrypt_message, encrypt_message, unwrap_
 from ..models import Connection, Message, User
 from ..secrets import Secret
 from .accounts import session_user
-from .connections import accepted_between
+from .connections import ACCEPTED, accepted_between
 from .context import MAX_ID, Context, present
 from .errors import Forbidden, Invalid
 from .views import iso, message_view, user_view
@@ -65,17 +65,19 @@ def send(ctx: Context, me: int, receiver_raw: object, text: object) -> dict:
         raise Invalid("message_too_long", f"Messages can have at most {MAX_MESSAGE:,} characters.")
     # One transaction from the check to the insert: a deletion or a block cannot slip in between.
     with ctx.write():
-        conn = accepted_between(ctx, me, receiver_id) if receiver_id <= MAX_ID else None
-        if conn is None:
+        keys = _sending_keys(ctx, me, receiver_id) if receiver_id <= MAX_ID else None
+        if keys is None:
             raise _not_connected()
+        user_key = unwrap_user_key(ctx.rt.keyring, keys.keys_database_key)
+        wrapped = keys.chat_key_enc_sender if keys.sender_id == me else keys.chat_key_enc_receiver
         timestamp = ctx.now()
         message_id = ctx.db.execute(
             insert(Message)
             .values(
-                connection_id=conn.id,
+                connection_id=keys.id,
                 sender_id=me,
                 receiver_id=receiver_id,
-                content=encrypt_message(_chat_key(ctx, conn, me), text),
+                content=encrypt_message(decrypt_for_user(user_key, present(wrapped)), text),
                 timestamp=timestamp,
                 delivered=False,
             )
@@ -85,6 +87,26 @@ def send(ctx: Context, me: int, receiver_raw: object, text: object) -> dict:
     # the receiver's streams show it, and so do the sender's other tabs.
     ctx.publish(receiver_id, me)
     return {"status": "queued", "id": message_id, "timestamp": iso(timestamp)}
+
+
+def _sending_keys(ctx: Context, me: int, other: int) -> Any:
+    """The accepted connection with `other` and the wrapped keys I need to write to it, in
+    one query (id, sender_id, both wrapped chat keys, my wrapped user key), or None."""
+    return ctx.db.execute(
+        select(
+            Connection.id,
+            Connection.sender_id,
+            Connection.chat_key_enc_sender,
+            Connection.chat_key_enc_receiver,
+            User.keys_database_key,
+        )
+        .join(User, User.id == me)
+        .where(
+            Connection.pair_low == min(me, other),
+            Connection.pair_high == max(me, other),
+            Connection.status == ACCEPTED,
+        )
+    ).first()
 
 
 _COLUMNS = (
