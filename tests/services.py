@@ -12,12 +12,13 @@ import pytest
 from tests.live import free_port
 
 
-def start_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
-    """A throwaway redis-server on a free loopback port; skips the test if absent."""
+def start_redis(workdir: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """A throwaway redis-server on a free loopback port (or `port`, to restart one);
+    skips the test if absent."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed (CI installs it from Debian's packages)")
-    port = free_port()
+    port = port or free_port()
     process = subprocess.Popen(
         [
             binary,

@@ -606,3 +606,47 @@ def test_a_stop_ends_open_streams_at_once(serve):
         if stopper is not None:
             stopper.join(timeout=35)
         pool.close()
+
+
+# -- 7. a stalled body is answered 408; a closed tab frees its place at once -----------------
+
+
+def test_a_stalled_body_is_answered_408(serve):
+    server = serve(workers=2, body_timeout_seconds="2")
+    cookie, token = anonymous_csrf(server.url)
+    conn = RawConnection(server.port)
+    try:
+        headers = json_headers(token=token, cookie=cookie) | {"Content-Length": "200"}
+        conn.send(http_request("POST", "/login", headers) + b'{"username": "al')  # then nothing
+        started = time.monotonic()
+        conn.wait(lambda c: c.ended, timeout=6)
+        took = time.monotonic() - started
+        assert conn.response.status == 408, f"no 408 within {took:.1f}s: {conn.describe()}" + log_tail(server)
+        assert conn.response.json()["error"] == "request_timeout", conn.describe()
+        assert 1.5 <= took < 4.5, f"the stalled body was cut after {took:.1f}s (body timeout 2s)"
+    finally:
+        conn.close()
+
+
+def test_a_closed_tab_is_noticed_at_once_and_frees_its_place(serve):
+    # Cap 2: A and B open, B's tab closes, C opens. Had the server not noticed B go,
+    # it would count three streams and close the oldest, A.
+    server = serve(workers=2, streams_per_user="2", stream_seconds="60")
+    (bob,) = signup_all(server.url, ["bob"], threads=1)
+    pool = ConnectionPool()
+    try:
+        first = pool.add(open_stream(server, bob))
+        assert pool.wait(lambda: stream_opened(first), timeout=5), first.describe()
+        second = open_stream(server, bob)
+        assert second.wait(stream_opened, timeout=5), second.describe()
+        second.close()  # the tab is gone; the server must notice without writing to it
+        time.sleep(1)
+        third = pool.add(open_stream(server, bob))
+        assert pool.wait(lambda: stream_opened(third), timeout=5), third.describe()
+        pool.pump(2)
+        assert not first.ended, "the oldest stream was closed: the closed tab still counted" + log_tail(
+            server
+        )
+        assert not third.ended, third.describe()
+    finally:
+        pool.close()

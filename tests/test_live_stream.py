@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from contextlib import contextmanager
 
 import pytest
@@ -176,3 +177,34 @@ def test_local_transport_folder_is_private_and_short(tmp_path):
     assert len(str(folder)) < 90  # socket addresses hold about 100 bytes
     LocalTransport(folder).start(lambda event: None)
     assert folder.stat().st_mode & 0o777 == 0o700
+
+
+def _woken_within(sub: Subscription, seconds: float) -> threading.Event:
+    woken = threading.Event()
+    threading.Thread(target=lambda: sub.wait(seconds) and woken.set(), daemon=True).start()
+    return woken
+
+
+def test_redis_transport_wakes_a_stream_on_another_node_and_resyncs_after_a_restart(tmp_path):
+    from ghostcache.events import RedisTransport
+    from tests.services import start_redis
+
+    server, url = start_redis(tmp_path)
+    try:
+        node_a, node_b = (Broker(RedisTransport(url), 10, 300) for _ in range(2))
+        node_a.start()
+        node_b.start()
+        sub = node_b.subscribe(42)
+        time.sleep(0.5)  # both subscribed to the channel
+        woken = _woken_within(sub, 5)
+        node_a.publish(42)
+        assert woken.wait(5), "a wake-up published on node A did not reach node B"
+        port = url.rsplit(":", 1)[1].split("/")[0]
+        server.kill()
+        server.wait()
+        sub.reset()
+        server, _ = start_redis(tmp_path, port=int(port))  # Redis restarts on the same port
+        woken = _woken_within(sub, 15)
+        assert woken.wait(15), "after Redis came back, node B's streams were not woken to catch up"
+    finally:
+        server.kill()

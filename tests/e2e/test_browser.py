@@ -147,6 +147,13 @@ def test_new_users_chat_and_share_an_encrypted_file(browser, live_server, tmp_pa
     alice.page.reload()
     expect(alice.page.locator("#messages .msg")).to_have_count(2)
     expect(alice.page.locator("#messages b")).to_have_count(0)
+    # Away from the chat, the tab's one stream still says who wrote, and the link leads there.
+    bob.goto("/files")
+    alice.send_message("are you there?")
+    notice = bob.page.get_by_role("link", name="New message from alice")
+    expect(notice).to_be_visible(timeout=LIVE_TIMEOUT)
+    notice.click()
+    expect(bob.page.locator("#messages .msg.theirs").last).to_contain_text("are you there?")
 
     # 4. Alice uploads a file for 7 days and gets its key, once.
     original = bytes(range(256)) * 40 + "héllo ghost\n".encode()
