@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import CursorResult, Table, bindparam, delete, select, update
 
 from ..crypto import PasswordHashing, new_fernet_key, wrap_user_key
 from ..models import File, User
@@ -181,6 +181,9 @@ def delete_account(ctx: Context, user_id: int) -> bool:
 
 def session_user(ctx: Context, user_id: int):
     """(id, username, session_version, last_login) of a live account, or None."""
-    return ctx.db.execute(
-        select(User.id, User.username, User.session_version, User.last_login).where(User.id == user_id)
-    ).first()
+    return ctx.db.execute(_SESSION_USER, {"uid": user_id}).first()
+
+
+# Run on every signed-in request and every stream wake-up: built once, on the table.
+_U = cast(Table, User.__table__).c
+_SESSION_USER = select(_U.id, _U.username, _U.session_version, _U.last_login).where(_U.id == bindparam("uid"))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 
 from ..crypto import decrypt_for_user, decrypt_message, encrypt_message, unwrap_user_key
 from ..models import Connection, Message, User
@@ -72,16 +72,15 @@ def send(ctx: Context, me: int, receiver_raw: object, text: object) -> dict:
         wrapped = keys.chat_key_enc_sender if keys.sender_id == me else keys.chat_key_enc_receiver
         timestamp = ctx.now()
         message_id = ctx.db.execute(
-            insert(Message)
-            .values(
-                connection_id=keys.id,
-                sender_id=me,
-                receiver_id=receiver_id,
-                content=encrypt_message(decrypt_for_user(user_key, present(wrapped)), text),
-                timestamp=timestamp,
-                delivered=False,
-            )
-            .returning(Message.id)
+            _INSERT,
+            {
+                "connection_id": keys.id,
+                "sender_id": me,
+                "receiver_id": receiver_id,
+                "content": encrypt_message(decrypt_for_user(user_key, present(wrapped)), text),
+                "timestamp": timestamp,
+                "delivered": False,
+            },
         ).scalar_one()
     # Committed before we answer (an accepted message survives a crash), then announced:
     # the receiver's streams show it, and so do the sender's other tabs.
@@ -92,21 +91,7 @@ def send(ctx: Context, me: int, receiver_raw: object, text: object) -> dict:
 def _sending_keys(ctx: Context, me: int, other: int) -> Any:
     """The accepted connection with `other` and the wrapped keys I need to write to it, in
     one query (id, sender_id, both wrapped chat keys, my wrapped user key), or None."""
-    return ctx.db.execute(
-        select(
-            Connection.id,
-            Connection.sender_id,
-            Connection.chat_key_enc_sender,
-            Connection.chat_key_enc_receiver,
-            User.keys_database_key,
-        )
-        .join(User, User.id == me)
-        .where(
-            Connection.pair_low == min(me, other),
-            Connection.pair_high == max(me, other),
-            Connection.status == ACCEPTED,
-        )
-    ).first()
+    return ctx.db.execute(_SENDING_KEYS, {"me": me, "low": min(me, other), "high": max(me, other)}).first()
 
 
 _COLUMNS = (
@@ -119,20 +104,47 @@ _COLUMNS = (
     Message.delivered,
 )
 
+# The hot path (every send and every stream wake-up) runs statements built once, on
+# the tables rather than the ORM classes: building and ORM-compiling them on every
+# call was the largest part of a message's CPU cost (profiled).
+_MESSAGE, _CONN, _USER = (cast(Table, m.__table__) for m in (Message, Connection, User))
+_M, _C, _U = _MESSAGE.c, _CONN.c, _USER.c
+_ROW = (_M.id, _M.connection_id, _M.sender_id, _M.receiver_id, _M.content, _M.timestamp, _M.delivered)
+_MINE = or_(_M.receiver_id == bindparam("me"), _M.sender_id == bindparam("me"))
+_PENDING = select(_M.id).where(_M.receiver_id == bindparam("me"), _M.delivered.is_(False)).limit(1)
+_NEWER = select(*_ROW).where(_MINE, _M.id > bindparam("cursor"))
+_NEWEST = select(func.max(_M.id)).where(_MINE)
+_CLAIM = (
+    update(_MESSAGE)
+    .where(_M.receiver_id == bindparam("me"), _M.delivered.is_(False))
+    .values(delivered=True)
+    .returning(*_ROW)
+)
+_SENDING_KEYS = (
+    select(_C.id, _C.sender_id, _C.chat_key_enc_sender, _C.chat_key_enc_receiver, _U.keys_database_key)
+    .select_from(_CONN.join(_USER, _U.id == bindparam("me")))
+    .where(_C.pair_low == bindparam("low"), _C.pair_high == bindparam("high"), _C.status == ACCEPTED)
+)
+_INSERT = insert(_MESSAGE).returning(_M.id)
+
 
 def claim_undelivered(ctx: Context, me: int, only_ids: list[int] | None = None) -> list:
     """Atomically mark undelivered messages to `me` delivered and return them.
 
     One UPDATE ... RETURNING: two racing pollers or streams can never both claim a row.
     """
-    condition = (Message.receiver_id == me) & (Message.delivered.is_(False))
-    if only_ids is not None:
-        condition = condition & Message.id.in_(only_ids)
+    if only_ids is None:
+        statement, params = _CLAIM, {"me": me}
+    else:
+        statement = (
+            update(_MESSAGE)
+            .where(_M.receiver_id == me, _M.delivered.is_(False), _M.id.in_(only_ids))
+            .values(delivered=True)
+            .returning(*_ROW)
+        )
+        params = {}
     with ctx.write():
-        rows = ctx.db.execute(
-            update(Message).where(condition).values(delivered=True).returning(*_COLUMNS),
-            execution_options={"synchronize_session": False},
-        ).all()
+        rows = ctx.db.execute(statement, params).all()
     return sorted(rows, key=lambda r: r.id)
 
 
@@ -141,10 +153,6 @@ def poll(ctx: Context, me: int) -> list[dict]:
     claimed = claim_undelivered(ctx, me)
     with ctx.read():
         return render(ctx, me, claimed)
-
-
-def _involving(me: int):
-    return or_(Message.receiver_id == me, Message.sender_id == me)
 
 
 class OpenedKeys:
@@ -194,19 +202,16 @@ def stream_batch(ctx: Context, me: int, position: StreamPosition, session_versio
         account = session_user(ctx, me)
         if account is None or account.session_version != session_version:
             return None
-        pending = ctx.db.scalar(
-            select(Message.id).where(Message.receiver_id == me, Message.delivered.is_(False)).limit(1)
-        )
+        pending = ctx.db.scalar(_PENDING, {"me": me})
         newer: Sequence[Any] = []
         if position.cursor is not None:
-            query = select(*_COLUMNS).where(_involving(me), Message.id > position.cursor)
-            newer = list(ctx.db.execute(query).all())
+            newer = ctx.db.execute(_NEWER, {"me": me, "cursor": position.cursor}).all()
     claimed = claim_undelivered(ctx, me) if pending is not None else []
     rows = {r.id: r for r in newer} | {r.id: r for r in claimed}
     ordered = sorted(rows.values(), key=lambda r: r.id)
     with ctx.read():
         if position.cursor is None:
-            position.cursor = ctx.db.scalar(select(func.max(Message.id)).where(_involving(me))) or 0
+            position.cursor = ctx.db.scalar(_NEWEST, {"me": me}) or 0
         views = render(ctx, me, ordered, conversation=True, keys=position.keys)
     position.cursor = max([position.cursor, *rows])
     return views
