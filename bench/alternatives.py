@@ -30,11 +30,8 @@ class GthreadServer(LiveServer):
         super().__init__(data_dir, 2, **settings)
         self.threads = threads
 
-    def start(self, timeout: float = 60) -> GthreadServer:
-        log = open(self.log_path, "ab")
-        migrate = [sys.executable, "-c", "from ghostcache.cli import main; main()", "migrate"]
-        subprocess.run(migrate, env=self.env, check=True, stdout=log, stderr=subprocess.STDOUT)
-        command = [
+    def command(self) -> list[str]:
+        gunicorn = [
             sys.executable,
             "-m",
             "gunicorn",
@@ -45,21 +42,14 @@ class GthreadServer(LiveServer):
             "-w",
             "2",
         ]
-        self.process = subprocess.Popen(
-            [*command, "-b", f"127.0.0.1:{self.port}", "ghostcache.wsgi:app"],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(self.url + "/csrf", timeout=1).read()
-                return self
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError(f"gthread server did not start; see {self.log_path}")
+        return [*gunicorn, "-b", f"127.0.0.1:{self.port}", "ghostcache.wsgi:app"]
+
+    def start(self, timeout: float = 60) -> GthreadServer:
+        migrate = [sys.executable, "-c", "from ghostcache.cli import main; main()", "migrate"]
+        with open(self.log_path, "ab") as log:  # `ghostcache serve` would migrate first
+            subprocess.run(migrate, env=self.env, check=True, stdout=log, stderr=subprocess.STDOUT)
+        super().start(timeout)
+        return self
 
 
 def _login_page(url: str) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import cast
 
@@ -18,8 +20,15 @@ from .database import MIGRATIONS, configure_sqlite, engine_options, guard_writes
 from .events import broker_for
 from .extensions import csrf, db, migrate
 from .keyfiles import load_master_keyring, load_secret_key
-from .services.context import Runtime
+from .services.context import Context, Runtime
 from .settings import Settings, load_settings
+
+
+@contextmanager
+def service_context(app: Flask) -> Iterator[Context]:
+    """A service Context outside a request (commands, timers, stream looks), in its own app context."""
+    with app.app_context():
+        yield Context(db=db.session, rt=app.extensions["ghostcache"])
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Flask:

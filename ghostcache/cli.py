@@ -58,13 +58,11 @@ def serve() -> None:
 @main.command()
 def purge() -> None:
     """Remove expired files, inactive accounts and abandoned blobs now."""
-    from .extensions import db
+    from .app import service_context
     from .services import maintenance
-    from .services.context import Context
 
-    app = _app()
-    with app.app_context():
-        report = maintenance.purge(Context(db=db.session, rt=app.extensions["ghostcache"]))
+    with service_context(_app()) as ctx:
+        report = maintenance.purge(ctx)
     click.echo(
         f"removed {report.expired_files} expired files, {report.inactive_accounts} inactive "
         f"accounts, {report.orphan_blobs} abandoned blobs"
@@ -118,12 +116,9 @@ def _read_key(key: str | None, key_file: Path | None) -> str:
 )
 def rotate_master_key(retire_old: bool) -> None:
     """Re-wrap every user key under a new master key (resumable if interrupted)."""
-    from .extensions import db
-    from .services.context import Context
+    from .app import service_context
 
-    app = _app()
-    with app.app_context():
-        ctx = Context(db=db.session, rt=app.extensions["ghostcache"])
+    with service_context(_app()) as ctx:
         if retire_old:
             _retire_old_master_keys(ctx)
         else:

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from gevent import get_hub, monkey
+from gevent import get_hub, monkey, sleep
 
 T = TypeVar("T")
 
@@ -57,6 +57,4 @@ def let_others_run() -> None:
     gevent only switches when a read would block: reading and encrypting it
     would then hold every other connection of the process until it ends."""
     if monkey.is_module_patched("socket"):
-        from gevent import sleep
-
         sleep(0)

@@ -81,10 +81,6 @@ class Hub:
             if not mine:
                 self._local.pop(sub.user_id, None)
 
-    def local_count(self) -> int:
-        with self._lock:
-            return sum(len(subs) for subs in self._local.values())
-
     def deliver(self, event: dict) -> None:
         """Apply one event from this process or another."""
         kind, user = event.get("t"), event.get("u")

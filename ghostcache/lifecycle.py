@@ -24,8 +24,3 @@ def shutdown() -> None:
     _stopping[0] = True
     for hook in list(_hooks):
         hook()
-
-
-def stopping() -> bool:
-    """True once this process has begun to stop."""
-    return _stopping[0]

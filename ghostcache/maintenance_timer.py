@@ -8,19 +8,16 @@ import threading
 
 from flask import Flask
 
-from .extensions import db
+from .app import service_context
 from .services import maintenance
-from .services.context import Context
 
 log = logging.getLogger(__name__)
 
 
 def run_purge_if_due(app: Flask) -> maintenance.PurgeReport | None:
     """Run one purge if this process wins the lease for the current period."""
-    rt = app.extensions["ghostcache"]
-    with app.app_context():
-        ctx = Context(db=db.session, rt=rt)
-        if not maintenance.claim_lease(ctx, maintenance.PURGE_LEASE, rt.settings.purge_interval_seconds):
+    with service_context(app) as ctx:
+        if not maintenance.claim_lease(ctx, maintenance.PURGE_LEASE, ctx.rt.settings.purge_interval_seconds):
             return None
         report = maintenance.purge(ctx)
         log.info("purge: %s", report)

@@ -40,10 +40,14 @@ class LiveServer:
         }
         self.process: subprocess.Popen | None = None
 
+    def command(self) -> list[str]:
+        """What starts the server (a subclass may start it another way)."""
+        return [sys.executable, "-c", "from ghostcache.cli import main; main()", "serve"]
+
     def start(self, timeout: float = 30) -> LiveServer:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-c", "from ghostcache.cli import main; main()", "serve"],
+            self.command(),
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

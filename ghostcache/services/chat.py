@@ -94,16 +94,6 @@ def _sending_keys(ctx: Context, me: int, other: int) -> Any:
     return ctx.db.execute(_SENDING_KEYS, {"me": me, "low": min(me, other), "high": max(me, other)}).first()
 
 
-_COLUMNS = (
-    Message.id,
-    Message.connection_id,
-    Message.sender_id,
-    Message.receiver_id,
-    Message.content,
-    Message.timestamp,
-    Message.delivered,
-)
-
 # The hot path (every send and every stream wake-up) runs statements built once, on
 # the tables rather than the ORM classes: building and ORM-compiling them on every
 # call was the largest part of a message's CPU cost (profiled).
@@ -229,10 +219,10 @@ def history(ctx: Context, me: int, other_raw: object, before_raw: object, limit_
         conn = accepted_between(ctx, me, other_id) if known and other_id is not None else None
         if conn is None:
             raise _not_connected()
-        query = select(*_COLUMNS).where(Message.connection_id == conn.id)
+        query = select(*_ROW).where(_M.connection_id == conn.id)
         if before is not None:
-            query = query.where(Message.id < before)
-        rows = ctx.db.execute(query.order_by(Message.id.desc()).limit(limit)).all()[::-1]
+            query = query.where(_M.id < before)
+        rows = ctx.db.execute(query.order_by(_M.id.desc()).limit(limit)).all()[::-1]
     mine = [r.id for r in rows if r.receiver_id == me and not r.delivered]
     if mine:
         claim_undelivered(ctx, me, mine)  # shown here = delivered

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
+from functools import partial
 
 from flask import (
     Blueprint,
-    Flask,
     Response,
     current_app,
     redirect,
@@ -18,6 +17,7 @@ from flask import (
     url_for,
 )
 
+from ..app import service_context
 from ..services import chat, live
 from .disconnect import watch_disconnect
 from .errors import on_error
@@ -73,7 +73,8 @@ def stream():
     sub = rt.broker.subscribe(me())
     stop_watching = watch_disconnect(request.environ, sub)
     app = current_app._get_current_object()
-    events = live.follow(_contexts(app), rt, sub, session["sv"], _last_event_id())
+    # Each look at the database gets a fresh app context: the request's ends with the view.
+    events = live.follow(partial(service_context, app), rt, sub, session["sv"], _last_event_id())
     response = Response(
         _frames(events),
         mimetype="text/event-stream",
@@ -91,17 +92,6 @@ def stream():
 def _last_event_id() -> int | None:
     raw = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
     return int(raw) if raw and raw.isascii() and raw.isdigit() and len(raw) < 19 else None
-
-
-def _contexts(app: Flask):
-    """A fresh app context and service Context for each look at the database."""
-
-    @contextmanager
-    def open_context():
-        with app.app_context():
-            yield context()
-
-    return open_context
 
 
 def _frames(events: Iterator[live.StreamEvent]) -> Iterator[str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from flask import Flask, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, RequestTimeout
@@ -27,16 +27,34 @@ MESSAGE_BODY = 96 * 1024
 REFUSED = "ghostcache.refused"
 
 
-def body_limits(settings: Settings) -> dict[str, int]:
-    """Endpoint -> largest body it accepts; every other endpoint takes SMALL_BODY."""
-    upload = settings.max_upload_bytes + 1024 * 1024  # the file plus its multipart framing
-    return {"files.upload": upload, "chat.send": MESSAGE_BODY, "chat.post": MESSAGE_BODY}
+class BodyLimit(NamedTuple):
+    """The largest body a route takes, what a larger one is told, and whether the body
+    may take long to arrive (a file upload) or must come whole within the deadline."""
+
+    size: int
+    refusal: str
+    slow: bool = False
+
+    def too_large(self) -> RequestEntityTooLarge:
+        return RequestEntityTooLarge(self.refusal)
 
 
-def _too_large(limit: int) -> RequestEntityTooLarge:
-    if limit > MESSAGE_BODY:
-        return RequestEntityTooLarge(f"Files can be at most {(limit >> 20) - 1} MB.")
-    return RequestEntityTooLarge(f"The request body can be at most {limit // 1024} KB here.")
+def _form_limit(size: int) -> BodyLimit:
+    return BodyLimit(size, f"The request body can be at most {size // 1024} KB here.")
+
+
+SMALL_LIMIT = _form_limit(SMALL_BODY)
+
+
+def body_limits(settings: Settings) -> dict[str, BodyLimit]:
+    """Endpoint -> its body limit; every other endpoint takes SMALL_LIMIT."""
+    upload = BodyLimit(
+        settings.max_upload_bytes + 1024 * 1024,  # the file plus its multipart framing
+        f"Files can be at most {settings.max_upload_mb} MB.",
+        slow=True,
+    )
+    message = _form_limit(MESSAGE_BODY)
+    return {"files.upload": upload, "chat.send": message, "chat.post": message}
 
 
 def _stalled() -> RequestTimeout:
@@ -46,7 +64,7 @@ def _stalled() -> RequestTimeout:
 class BoundedInput:
     """A request body that stops at `limit` bytes and at a stall or a deadline."""
 
-    def __init__(self, stream: BinaryIO, limit: int, deadline: float | None) -> None:
+    def __init__(self, stream: BinaryIO, limit: BodyLimit, deadline: float | None) -> None:
         self._stream, self._limit, self._deadline = stream, limit, deadline
         self._seen = 0
         self._error: HTTPException | None = None
@@ -56,7 +74,7 @@ class BoundedInput:
             self._error = _stalled()
         if self._error is not None:  # sticky: a reader that swallowed it cannot read on
             raise self._error
-        room = self._limit - self._seen + 1  # one byte more tells "too large" from "exactly full"
+        room = self._limit.size - self._seen + 1  # one byte more tells "too large" from "exactly full"
         size = room if size is None or size < 0 else min(size, room)
         try:
             data = read(size)
@@ -64,8 +82,8 @@ class BoundedInput:
             self._error = _stalled()
             raise self._error from None
         self._seen += len(data)
-        if self._seen > self._limit:
-            self._error = _too_large(self._limit)
+        if self._seen > self._limit.size:
+            self._error = self._limit.too_large()
             raise self._error
         let_others_run()
         return data
@@ -93,24 +111,24 @@ class EdgeLimits:
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         limit = self._limit_for(environ)
         declared = _content_length(environ)
-        if declared is not None and declared > limit:
+        if declared is not None and declared > limit.size:
             # Not one byte is read: Flask answers 413 from an empty body.
-            environ[REFUSED] = _too_large(limit)
+            environ[REFUSED] = limit.too_large()
             environ["CONTENT_LENGTH"] = "0"
             environ["wsgi.input"] = _Empty()
         else:
             # Small bodies must arrive whole within the deadline; a file upload may
             # take long, but never stall (the server's socket timeout) nor overflow.
-            deadline = None if limit > MESSAGE_BODY else time.monotonic() + self._body_seconds
+            deadline = None if limit.slow else time.monotonic() + self._body_seconds
             environ["wsgi.input"] = BoundedInput(environ["wsgi.input"], limit, deadline)
         return self._next(environ, start_response)
 
-    def _limit_for(self, environ: dict) -> int:
+    def _limit_for(self, environ: dict) -> BodyLimit:
         try:
             endpoint, _ = self._app.url_map.bind_to_environ(environ).match()
         except HTTPException:  # unknown route or method: Flask answers it; no body needed
-            return SMALL_BODY
-        return self._limits.get(str(endpoint), SMALL_BODY)
+            return SMALL_LIMIT
+        return self._limits.get(str(endpoint), SMALL_LIMIT)
 
 
 def _content_length(environ: dict) -> int | None:
