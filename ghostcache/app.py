@@ -15,13 +15,14 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from .blobs import LocalBlobStore
 from .clock import Clock
 from .cpu import CpuPool
-from .crypto import PasswordHashing
+from .crypto import KeyedTags, PasswordHashing
 from .database import MIGRATIONS, configure_sqlite, engine_options, guard_writes
 from .events import broker_for
 from .extensions import csrf, db, migrate
+from .filemodes import precreate_sqlite_file, prepare_data_dir
 from .keyfiles import load_master_keyring, load_secret_key
 from .services.context import Context, Runtime
-from .settings import Settings, load_settings
+from .settings import Settings, check_folders, load_settings
 
 
 @contextmanager
@@ -34,7 +35,9 @@ def service_context(app: Flask) -> Iterator[Context]:
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Flask:
     """Build a GhostCache app: settings, then extensions, then blueprints."""
     settings = settings or load_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    check_folders(settings)  # again: tests and commands build Settings without load_settings
+    prepare_data_dir(settings.data_dir)
+    precreate_sqlite_file(settings.sqlalchemy_url)  # before the engine first connects
     app = Flask("ghostcache")  # the package: templates and static files live there
     _configure(app, settings)
     app.extensions["ghostcache"] = _runtime(settings, clock or Clock())
@@ -72,6 +75,7 @@ def _runtime(settings: Settings, clock: Clock) -> Runtime:
         blobs=LocalBlobStore(settings.blob_path),
         broker=broker_for(settings),
         cpu=CpuPool(settings.threads),
+        tags=KeyedTags(load_secret_key(settings)),
     )
 
 

@@ -5,14 +5,21 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-_NAME = re.compile(r"^[0-9a-f]{32}$")
+from .filemodes import create_private_file, make_private_dirs
+from .settings import PREFIX, SettingsError
+
+_NAME = re.compile(r"[0-9a-f]{32}")  # always fullmatch: `$` would let a trailing newline in
 INCOMING = ".incoming"
+# Files of the data folder: a blob folder holding any of them is a data folder,
+# and blobs must never sit beside the keys and the database.
+DATA_FILES = ("master.key", "secret.key", "ghostcache.db", "ghostcache.db-wal", "ghostcache.db-shm")
 
 
 def new_blob_name() -> str:
@@ -35,15 +42,16 @@ class BlobStore(Protocol):
 
 
 class LocalBlobStore:
-    """Blobs as files in one folder; partial writes live in .incoming/ until complete."""
+    """Blobs as files (mode 0600) in one folder; partial writes live in .incoming/ until complete."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.incoming = self.root / INCOMING
-        self.incoming.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _refuse_data_files(self.root)
+        make_private_dirs(self.incoming)
 
     def _path(self, name: str) -> Path:
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             raise ValueError("invalid blob name")
         return self.root / name
 
@@ -51,7 +59,7 @@ class LocalBlobStore:
     def writer(self, name: str) -> Iterator[BinaryIO]:
         final = self._path(name)
         partial = self.incoming / name
-        handle = open(partial, "xb")
+        handle = os.fdopen(create_private_file(partial), "wb")
         try:
             yield handle
             handle.flush()
@@ -73,15 +81,51 @@ class LocalBlobStore:
         return self._path(name).exists()
 
     def sweep(self, keep: set[str], older_than_seconds: float) -> int:
+        """Remove old blob-named files not in `keep`, and old partial writes; nothing else.
+
+        Only regular files named like a blob, directly in the folder or in .incoming/,
+        are candidates: anything else there (key files, a database, folders, symlinks)
+        is not ours and stays, whatever folder the setting points at.
+        """
         cutoff = time.time() - older_than_seconds
-        removed = 0
-        candidates = [p for p in self.root.iterdir() if p.is_file() and p.name not in keep]
-        candidates += list(self.incoming.iterdir())
-        for path in candidates:
-            try:
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
-                    removed += 1
-            except FileNotFoundError:
-                continue
-        return removed
+        candidates = [p for p in _blob_files(self.root) if p.name not in keep]
+        if _is_real_folder(self.incoming):  # a symlink here could lead out of the folder
+            candidates += _blob_files(self.incoming)
+        return sum(_remove_if_older(path, cutoff) for path in candidates)
+
+
+def _blob_files(folder: Path) -> list[Path]:
+    """Regular files (symlinks not followed) directly in `folder` whose names are blob names."""
+    with os.scandir(folder) as entries:
+        return [
+            Path(entry.path)
+            for entry in entries
+            if _NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False)
+        ]
+
+
+def _is_real_folder(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(path.lstat().st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def _remove_if_older(path: Path, cutoff: float) -> bool:
+    try:
+        if path.lstat().st_mtime >= cutoff:
+            return False
+        path.unlink()  # never follows a symlink, should one have replaced the file meanwhile
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _refuse_data_files(root: Path) -> None:
+    """Refuse a blob folder that holds the key files or the database (DATA_FILES)."""
+    found = [name for name in DATA_FILES if os.path.lexists(root / name)]
+    if found:
+        raise SettingsError(
+            f"The blob folder {root} holds {', '.join(found)}: it is a data folder. Set "
+            f"{PREFIX}BLOB_DIR to a folder of its own (the default is <data dir>/blobs)."
+        )

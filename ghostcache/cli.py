@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import click
 
+from .filemodes import PRIVATE_UMASK
 from .settings import SettingsError, load_settings
 
 
@@ -29,6 +31,15 @@ def _app():
 @click.group()
 def main() -> None:
     """GhostCache: private messenger with expiring encrypted file drops."""
+    _use_private_umask()
+
+
+def _use_private_umask() -> None:
+    """Whatever this command creates (and the server it starts: gunicorn's workers
+    inherit the umask) is its owner's alone. The old umask returns when the command
+    ends, for callers in the same process (tests through CliRunner)."""
+    old = os.umask(PRIVATE_UMASK)
+    click.get_current_context().call_on_close(lambda: os.umask(old))
 
 
 @main.command()
@@ -51,7 +62,10 @@ def serve() -> None:
     # Migrate in a separate interpreter: the server's workers patch the standard
     # library for gevent after they fork, and a master that had imported the app
     # (Flask, SQLAlchemy, their locks) would hand them unpatched copies.
-    subprocess.run([sys.executable, "-c", "from ghostcache.cli import main; main()", "migrate"], check=True)
+    migrate = [sys.executable, "-c", "from ghostcache.cli import main; main()", "migrate"]
+    code = subprocess.run(migrate).returncode
+    if code:
+        sys.exit(code)  # the migrate command has printed why; no traceback on top of it
     run(settings)
 
 

@@ -9,6 +9,8 @@ which only the uploader receives.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import BinaryIO, Protocol
 
 import pyrage
@@ -50,6 +52,17 @@ class PasswordHashing:
             return self._hasher.verify(stored_hash or self._dummy, password) and bool(stored_hash)
         except (VerificationError, InvalidHashError):
             return False
+
+
+class KeyedTags:
+    """Keyed hashes (HMAC-SHA256) of names and addresses, case-insensitive: a value can
+    be recognised when it comes again, but stored tags cannot be read back or listed."""
+
+    def __init__(self, key: Secret) -> None:
+        self._key = hashlib.sha256(b"ghostcache keyed tags\0" + _as_bytes(key.reveal())).digest()
+
+    def tag(self, value: str) -> str:
+        return hmac.new(self._key, value.strip().lower().encode(), hashlib.sha256).hexdigest()
 
 
 # ---- master keyring and user keys -----------------------------------------

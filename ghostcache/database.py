@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from contextvars import ContextVar
 from pathlib import Path
@@ -28,10 +29,20 @@ class WriteOutsideTransaction(RuntimeError):
     """A statement that changes data ran outside Context.write()."""
 
 
+# A truncating checkpoint waits this long per attempt for readers to leave the WAL;
+# it runs on a worker thread (cpu.py), where SQLite's blocking wait harms no one.
+CHECKPOINT_WAIT_MS = 2_000
+CHECKPOINT_ATTEMPTS = 5
+
+
 def engine_options(url: str) -> dict:
+    # hide_parameters: a database error in the log must not carry a username or a hash.
     if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}}
-    return {"pool_pre_ping": True}
+        return {
+            "connect_args": {"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+            "hide_parameters": True,
+        }
+    return {"pool_pre_ping": True, "hide_parameters": True}
 
 
 def guard_writes(engine: Engine) -> None:
@@ -63,6 +74,7 @@ def configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten, not left behind
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA temp_store=MEMORY")  # sorts and temp tables never touch a disk
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -90,6 +102,33 @@ def _begin_immediate(connection) -> None:
             delay = min(delay * 2, 0.002)  # the lock is held for well under a millisecond
     finally:
         connection.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+
+def truncate_wal(dbapi_connection) -> bool:
+    """Fold SQLite's write-ahead log into the database file and cut it to zero bytes.
+
+    With secure_delete the database file holds deleted rows as zeros, but the WAL
+    still holds page images from before the deletion (and older ones past its
+    current end) until a checkpoint copies the pages back and the log is truncated.
+    Blocks in C while readers finish: run it off the event loop (cpu.py). False
+    when readers kept it from finishing (the next deletion or purge tries again).
+    """
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
+    try:
+        for _ in range(CHECKPOINT_ATTEMPTS):
+            try:
+                busy = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc):
+                    raise
+                busy = 1
+            if not busy:
+                return True
+        return False
+    finally:
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.close()
 
 
 def upgrade(app: Flask) -> None:

@@ -253,6 +253,7 @@ class LocalTransport(_Outbox):
         receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
         receiver.bind(str(self._path))
+        os.chmod(self._path, 0o600)  # only this user's processes may wake our streams
 
         def receive() -> None:
             while True:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .crypto import CryptoError, MasterKeyring, new_fernet_key
+from .filemodes import create_private_file, make_private_dirs
 from .secrets import Secret
 from .settings import Settings
 
@@ -16,9 +17,9 @@ def _read_or_create(path: Path, make: Callable[[], str]) -> str:
     """Read a key file, or create it atomically so racing workers agree on one key."""
     if path.exists():
         return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_dirs(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = create_private_file(tmp)
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(make() + "\n")
@@ -96,7 +97,7 @@ class KeyFileRing:
 def write_master_keys(path: Path, keys: list[Secret[bytes]]) -> None:
     """Replace the key file atomically (mode 0600): readers see the old or the new, never half."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = create_private_file(tmp)
     with os.fdopen(fd, "w") as handle:
         handle.write("".join(f"{k.reveal().decode()}\n" for k in keys))
         handle.flush()

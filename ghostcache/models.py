@@ -135,6 +135,16 @@ class Message(Model):
     delivered: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class RetiredName(Model):
+    """A username whose account ended, reserved so that nobody can tell how it ended.
+    Kept as a keyed hash (crypto.KeyedTags), never as the name."""
+
+    __tablename__ = "retired_name"
+
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+    until: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
 class Lease(Model):
     """A named lease: lets one process among many run a periodic job."""
 

@@ -220,6 +220,7 @@ SCHEMAS = {
     "Files": obj({"owned": array(ref("OwnedFile")), "shared": array(ref("File"))}),
     "Grant": obj({"file_id": ID, "user": ref("User")}),
     "Deleted": obj({"deleted": const(True)}),
+    "Hidden": obj({"hidden": const(True)}),
     "LoggedOut": obj({"ok": const(True)}),
     "PasswordChanged": obj({"ok": const(True), "csrf_token": string(minLength=1)}),
 }
@@ -326,14 +327,21 @@ def _accounts() -> dict:
             ),
         },
         "/logout": {
-            method: operation(
-                f"logout{method.title()}",
-                "Log out.",
+            "get": operation(
+                "logoutPage",
+                "A page with the log-out button: a GET signs nobody out (scripts POST).",
+                {OK: answer("The page.", PAGE, HTML)},
+                errors={405: ("method_not_allowed",)},
+                login=False,
+                tag="pages",
+            ),
+            "post": operation(
+                "logout",
+                "Log out: every session of mine ends, on every device.",
                 {OK: answer("Logged out.", ref("LoggedOut"))},
                 login=False,
-                method=method,
-            )
-            for method in ("get", "post")
+                method="post",
+            ),
         },
         "/password": {
             "post": operation(
@@ -442,12 +450,29 @@ def _chat() -> dict:
             )
         },
         "/chat/poll": {
-            "get": operation(
+            "post": operation(
                 "poll",
                 "Every undelivered message to me, oldest first; they are now delivered.",
                 {OK: answer("The messages.", array(ref("Message")))},
+                method="post",
                 tag="chat",
-            )
+            ),
+            "get": operation(
+                "pollWithHeader",
+                "As POST; a GET must carry the CSRF token in the X-CSRFToken header.",
+                {OK: answer("The messages.", array(ref("Message")))},
+                errors={400: ("csrf_failed",)},
+                params=(
+                    {
+                        "name": "X-CSRFToken",
+                        "in": "header",
+                        "required": True,
+                        "description": "The session's CSRF token (GET /csrf).",
+                        "schema": TEXT,
+                    },
+                ),
+                tag="chat",
+            ),
         },
         "/chat/stream": {
             "get": operation(
@@ -468,6 +493,7 @@ def _chat() -> dict:
                     },
                     query_param("last_event_id", string(pattern=r"^[0-9]{1,18}$"), last_event),
                 ),
+                errors={403: ("cross_site",)},
                 tag="chat",
             )
         },
@@ -526,10 +552,14 @@ def _files() -> dict:
                             contentMediaType="application/octet-stream",
                             description="The file; its name is kept (last path component).",
                         ),
+                        "csrf_token": string(
+                            description="The CSRF token, unless sent as X-CSRFToken: a field "
+                            "before the file part, checked before any of the file is read."
+                        ),
                         "expiry_days": {
                             "type": "integer",
                             "minimum": 1,
-                            "description": "Days to keep it: default 365, above 365 is capped.",
+                            "description": "Days to keep it: default 365, any whole number above 365 is 365.",
                         },
                     },
                 },
@@ -611,12 +641,12 @@ def _files() -> dict:
         "/file/{file_id}/share": {
             "post": operation(
                 "share",
-                "Let another user download a file I own.",
+                "Let an accepted contact download a file I own.",
                 {201: answer("The grant.", ref("Grant"))},
                 errors={
                     400: ("missing_field", "cannot_share_with_self", "invalid_field"),
                     404: ("user_not_found",),
-                    403: ("blocked",),
+                    403: ("blocked", "not_connected"),
                     409: ("already_shared",),
                     410: ("expired",),
                 },
@@ -624,6 +654,28 @@ def _files() -> dict:
                 method="post",
                 tag="files",
                 body=json_body({"username": USERNAME_IN}),
+            )
+        },
+        "/file/{file_id}/unshare": {
+            "post": operation(
+                "unshare",
+                "Take back a share of a file I own (also an expired one); the user loses access at once.",
+                {OK: answer("The share taken back.", ref("Grant"))},
+                errors={400: ("missing_field", "invalid_field"), 404: ("not_shared",)},
+                params=(FILE_ID,),
+                method="post",
+                tag="files",
+                body=json_body({"username": USERNAME_IN}),
+            )
+        },
+        "/file/{file_id}/hide": {
+            "post": operation(
+                "hideFile",
+                "Remove a file shared with me from my list; I lose access to it.",
+                {OK: answer("Removed from my list.", ref("Hidden"))},
+                params=(FILE_ID,),
+                method="post",
+                tag="files",
             )
         },
     }

@@ -6,6 +6,7 @@ import resource
 
 from gunicorn.app.base import BaseApplication
 
+from .filemodes import PRIVATE_UMASK
 from .settings import Settings
 
 
@@ -34,6 +35,11 @@ class GhostcacheServer(BaseApplication):
             "errorlog": "-",
             # One shared control socket path would collide between servers on a machine.
             "control_socket_disable": True,
+            # gunicorn applies this only around its own files (a worker's heartbeat file,
+            # a Unix listening socket), then restores the process's umask; left at its
+            # default 0, those moments would run with no umask at all. The process's own
+            # umask (0o077) comes from the `ghostcache` command.
+            "umask": PRIVATE_UMASK,
         }
         for key, value in options.items():
             self.cfg.set(key, value)

@@ -160,8 +160,32 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         values[attr] = read(name, raw.strip())
     if values.get("log_level", "INFO") not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise SettingsError(f"Setting {PREFIX}LOG_LEVEL has value {values['log_level']!r}.")
-    return Settings(**values)
+    settings = Settings(**values)
+    check_folders(settings)
+    return settings
+
+
+def check_folders(settings: Settings) -> None:
+    """Refuse a blob folder that is the data folder or holds it.
+
+    The key files and the database must never sit among the blobs, where the purge
+    removes abandoned files. A blob folder inside the data folder (the default) is fine.
+    """
+    if settings.blob_dir is None:
+        return
+    blobs, data = settings.blob_dir.resolve(), settings.data_dir.resolve()
+    if blobs == data:
+        problem = "That is the data folder"
+    elif blobs in data.parents:
+        problem = f"The data folder {data} is inside it"
+    else:
+        return
+    raise SettingsError(
+        f"Setting {PREFIX}BLOB_DIR has value {str(settings.blob_dir)!r}. {problem}: blobs need "
+        f"a folder of their own, apart from the key files and the database (the default is "
+        f"<data dir>/blobs)."
+    )
 
 
 SETTING_NAMES = tuple(PREFIX + k for k in _READERS)
-__all__ = ["Settings", "SettingsError", "load_settings", "SETTING_NAMES"]
+__all__ = ["Settings", "SettingsError", "check_folders", "load_settings", "SETTING_NAMES"]

@@ -57,12 +57,28 @@ class _QuietTimeouts(logging.Filter):
         return not (record.exc_info and isinstance(record.exc_info[1], TimeoutError))
 
 
+class _PrivateErrors(logging.Filter):
+    """Without the debugging access log, gunicorn's own messages keep no client
+    address and no path (paths name users and files: /chat/42, /file/7)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = str(record.msg)
+        if text.startswith("Invalid request from ip="):
+            record.msg, record.args = "an invalid request was refused", ()
+        elif text.startswith("Error handling request") and record.args:
+            record.msg, record.args = "error handling a request", ()
+        return True
+
+
 class GhostWorker(GeventWorker):
     """gunicorn's gevent worker with header, body and keep-alive deadlines."""
 
     def init_process(self) -> None:
         util.write_error = write_json_error  # gunicorn looks it up at call time
-        logging.getLogger("gunicorn.error").addFilter(_QuietTimeouts())
+        errors = logging.getLogger("gunicorn.error")
+        errors.addFilter(_QuietTimeouts())
+        if not self.app.settings.access_log:
+            errors.addFilter(_PrivateErrors())
         self._served: weakref.WeakSet = weakref.WeakSet()
         # Greenlets waiting for a kept-alive connection's next request, and the
         # timeout each waits under: a stop fires those at once.

@@ -188,12 +188,10 @@ def test_wrong_password_and_unknown_user_get_the_same_401(app):
     assert wrong.get_data() == unknown.get_data()
 
 
-@pytest.mark.parametrize("method", ["get", "post"])
-def test_logout_ends_the_session(make_user, method):
+def test_logout_ends_the_session(make_user):
     user = make_user()
     ok(user.get("/connections"))
-    response = user.get("/logout") if method == "get" else user.post("/logout")
-    assert ok(response) == {"ok": True}
+    assert ok(user.post("/logout")) == {"ok": True}
     after = user.get("/connections")
     assert after.status_code == 401 and after.get_json()["error"] == "login_required"
 
@@ -205,6 +203,17 @@ def test_a_copied_session_cookie_stops_working_after_logout(app, make_user):
     thief = app.test_client()
     thief.set_cookie("session", copied)
     assert thief.get("/connections", headers=JSON).status_code == 401
+
+
+def test_a_get_of_logout_signs_nobody_out(make_user):
+    """A link or an image on another site pointing at /logout must not end sessions."""
+    user = make_user()
+    page = user.client.get("/logout")
+    assert page.status_code == 200 and b'action="/logout"' in page.data and b"Log out everywhere" in page.data
+    refused = user.get("/logout")
+    assert refused.status_code == 405 and refused.get_json()["error"] == "method_not_allowed"
+    assert refused.headers["Allow"] == "POST"
+    ok(user.get("/connections"))
 
 
 def test_logout_form_redirects_home(make_user):

@@ -17,6 +17,7 @@ PUBLIC = {
     "auth.login_form",
     "auth.login",
     "auth.logout",
+    "auth.logout_page",
     "docs.openapi",
     "static",
 }
@@ -29,6 +30,8 @@ STRANGER = {
     "files.view": 404,
     "files.delete": 404,
     "files.share": 404,
+    "files.unshare": 404,
+    "files.hide": 404,
     "chat.page": 403,  # other_id is a user id: answer is not_connected, never the history
     "chat.post": 403,
 }

@@ -84,7 +84,9 @@ def test_concurrent_pollers_receive_every_message_exactly_once(live_server, pair
     def poller(slot: int) -> None:
         http = bob.twin()
         while not done.is_set() and time.monotonic() < deadline:
-            response = http.get(live_server.url + "/chat/poll", timeout=30)
+            response = http.post(
+                live_server.url + "/chat/poll", timeout=30, headers={"X-CSRFToken": bob.token}
+            )
             if response.status_code != 200:
                 failures.append(f"{response.status_code} {response.text[:200]}")
                 continue
@@ -113,12 +115,12 @@ def test_accepted_messages_survive_a_killed_server(live_server, pair):
     sent = [alice.send(bob, f"before the crash {i}") for i in range(20)]
     live_server.kill()
     live_server.start()
-    response = bob.get("/chat/poll")
+    response = bob.post("/chat/poll")
     assert response.status_code == 200, (response.text, live_server.log()[-3000:])
     messages = response.json()
     assert [m["id"] for m in messages] == sent
     assert [m["message"] for m in messages] == [f"before the crash {i}" for i in range(20)]
-    assert bob.get("/chat/poll").json() == []
+    assert bob.post("/chat/poll").json() == []
 
 
 def test_stream_delivers_a_message_sent_after_it_opened(live_server, pair):
@@ -145,7 +147,7 @@ def test_stream_delivers_a_message_sent_after_it_opened(live_server, pair):
     assert time.monotonic() - sent_at < 5
     assert found["message"] == "live hello"
     assert found["sender"] == "alice"
-    assert bob.get("/chat/poll").json() == []  # streamed means delivered
+    assert bob.post("/chat/poll").json() == []  # streamed means delivered
 
 
 def _frame(buffer: str, message_id: int) -> dict | None:

@@ -310,17 +310,3 @@ def test_connections_page_lists_requests_for_a_browser(alice, bob):
     pending(alice, bob)
     html = bob.client.get("/connections").get_data(as_text=True)
     assert "alice" in html and "wants to connect" in html
-
-
-def test_deny_takes_back_file_shares_in_both_directions(make_user):
-    asker, denier = make_user(), make_user()
-    mine = denier.upload(b"denier's file").get_json()
-    theirs = asker.upload(b"asker's file").get_json()
-    assert denier.post(f"/file/{mine['id']}/share", {"username": asker.username}).status_code == 201
-    assert asker.post(f"/file/{theirs['id']}/share", {"username": denier.username}).status_code == 201
-    request = asker.post("/connect", {"username": denier.username}).get_json()
-    assert denier.post(f"/connect/deny/{request['id']}").status_code == 200
-    assert asker.get(f"/file/{mine['id']}").status_code == 404
-    assert denier.get(f"/file/{theirs['id']}").status_code == 404
-    assert asker.get("/files").get_json()["shared"] == []
-    assert denier.get("/files").get_json()["shared"] == []

@@ -28,6 +28,8 @@ STATE_CHANGING = [
     ("/chat/2", {"message": "forged"}),
     ("/file/1/delete", {}),
     ("/file/1/share", {"username": "other"}),
+    ("/file/1/unshare", {"username": "fourth"}),
+    ("/chat/poll", {}),
 ]
 
 
@@ -38,21 +40,27 @@ def count(app, model) -> int:
 
 def snapshot(app) -> dict[str, int]:
     m = models
-    return {
+    counts = {
         t.__name__: count(app, t)
         for t in (m.User, m.Connection, m.Contact, m.Message, m.File, m.FileAccess, m.Blacklist)
     }
+    with app.app_context():
+        undelivered = select(func.count()).select_from(m.Message).where(m.Message.delivered.is_(False))
+        counts["undelivered"] = db.session.scalar(undelivered)
+    return counts
 
 
 @pytest.fixture
 def world(app, make_user, connect):
-    """victim (id 1) and other (id 2): connected, one message, one file shared, one pending request."""
+    """victim (id 1) and other (id 2): connected, one message, one pending request, and
+    one file shared with a fourth user."""
     victim, other = connect(make_user("victim"), make_user("other"))
     third = make_user("third")
     assert third.post("/connect", {"username": "victim"}).status_code == 201
-    assert victim.post("/chat/send", {"receiver_id": other.id, "message": "hi"}).status_code == 201
+    assert other.post("/chat/send", {"receiver_id": victim.id, "message": "hi"}).status_code == 201
+    connect(victim, make_user("fourth"))
     file = victim.upload().get_json()
-    assert victim.post(f"/file/{file['id']}/share", {"username": "third"}).status_code == 201
+    assert victim.post(f"/file/{file['id']}/share", {"username": "fourth"}).status_code == 201
     return victim, other
 
 

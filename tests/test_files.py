@@ -76,7 +76,18 @@ def test_html_upload_shows_the_key_once_and_the_file_list_never_shows_it(make_us
 
 @pytest.mark.parametrize(
     "raw, days",
-    [(None, 365), ("", 365), ("  ", 365), ("1", 1), ("30", 30), ("365", 365), ("366", 365), ("400", 365)],
+    [
+        (None, 365),
+        ("", 365),
+        ("  ", 365),
+        ("1", 1),
+        ("30", 30),
+        ("365", 365),
+        ("366", 365),
+        ("400", 365),
+        ("1" + "0" * 22, 365),
+        ("0000000000000000000000400", 365),
+    ],
 )
 def test_expiry_days_defaults_to_365_and_is_capped_at_365(make_user, clock, raw, days):
     body = make_user().upload(b"data", "a.txt", expiry_days=raw).get_json()
@@ -353,10 +364,14 @@ def test_share_answers_201_with_file_id_and_user(connect):
     assert response.get_json() == {"file_id": file_id, "user": {"id": bob.id, "username": bob.username}}
 
 
-def test_share_refusals(make_user):
-    alice, bob = make_user(), make_user()
+def test_share_refusals(connect, make_user):
+    alice, bob = connect()
     file_id = uploaded(alice)["id"]
-    cases = [(alice.username, 400, "cannot_share_with_self"), ("nobody-here", 404, "user_not_found")]
+    cases = [
+        (alice.username, 400, "cannot_share_with_self"),
+        ("nobody-here", 404, "user_not_found"),
+        (make_user().username, 403, "not_connected"),  # only accepted contacts
+    ]
     for username, status, code in cases:
         response = alice.post(f"/file/{file_id}/share", {"username": username})
         assert (response.status_code, response.get_json()["error"]) == (status, code)
@@ -376,10 +391,11 @@ def test_share_is_403_blocked_after_a_deny_in_either_direction(make_user, sharer
     assert (response.status_code, response.get_json()["error"]) == (403, "blocked")
 
 
-def test_a_grantee_cannot_reshare(make_user):
-    alice, bob, carol = make_user(), make_user(), make_user()
+def test_a_grantee_cannot_reshare(connect):
+    alice, bob = connect()
+    _, carol = connect(bob)
     file_id = uploaded(alice)["id"]
-    alice.post(f"/file/{file_id}/share", {"username": bob.username})
+    assert alice.post(f"/file/{file_id}/share", {"username": bob.username}).status_code == 201
     response = bob.post(f"/file/{file_id}/share", {"username": carol.username})
     assert response.status_code == 404
     assert carol.get(f"/file/{file_id}").status_code == 404

@@ -112,6 +112,7 @@ def test_connect_error_is_flashed_on_the_connect_page(alice):
 
 
 def test_upload_share_download_delete_through_forms(app, alice, bob):
+    _connect(alice, bob, app)  # files are shared only with contacts
     page = alice.client.post(
         "/file/upload",
         data={

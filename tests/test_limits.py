@@ -4,9 +4,11 @@ user, shared through Redis; X-Forwarded-For believed only behind trusted proxies
 from __future__ import annotations
 
 import pytest
+import redis
 
 from ghostcache import create_app
 from ghostcache.database import upgrade
+from ghostcache.secrets import Secret
 from tests.conftest import BufferedClient, Session
 from tests.services import start_redis
 
@@ -113,12 +115,20 @@ def test_forwarded_for_is_believed_behind_a_trusted_proxy(settings, clock):
 def test_redis_counters_are_shared_between_processes(settings, clock, tmp_path):
     redis_server, url = start_redis(tmp_path)
     try:
-        overrides = {"redis_url": url, "ratelimits": {"register": "2/hour"}}
+        # Machines of one site share the secret key (sessions must work on each), and
+        # with it the keyed hashes that name the counters.
+        shared_key = Secret("a site-wide secret key")
+        overrides = {"redis_url": url, "ratelimits": {"register": "2/hour"}, "secret_key": shared_key}
         first = _app(settings, clock, **overrides)
         second = _app(settings.with_overrides(data_dir=tmp_path / "second"), clock, **overrides)
         assert Session(first).register("one1").status_code == 201
         assert Session(second).register("two2").status_code == 201
         _assert_limited(Session(first).register("three3"))
+        login = Session(first)
+        login.post("/login", {"username": "Someone_Private", "password": "wrong password!"})
+        keys = b" ".join(redis.Redis.from_url(url).keys("*"))
+        assert b"ghostcache" in keys  # the counters are there...
+        assert b"someone_private" not in keys.lower() and b"127.0.0.1" not in keys  # ...named by keyed hashes
     finally:
         redis_server.kill()
         redis_server.wait()

@@ -74,8 +74,8 @@ def second_app(settings, clock, **overrides):
 # ---- purge: expired files ----------------------------------------------------------
 
 
-def test_purge_removes_expired_files_and_their_blobs_but_keeps_the_rest(app, runtime, clock, make_user):
-    owner, grantee = make_user(), make_user()
+def test_purge_removes_expired_files_and_their_blobs_but_keeps_the_rest(app, runtime, clock, connect):
+    owner, grantee = connect()  # files are shared with accepted contacts
     short = owner.upload(b"short-lived", expiry_days="1").get_json()
     long = owner.upload(b"long-lived", expiry_days="365").get_json()
     assert owner.post(f"/file/{short['id']}/share", {"username": grantee.username}).status_code == 201

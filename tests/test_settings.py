@@ -34,6 +34,8 @@ def test_environment_overrides_are_read():
         ({"GHOSTCACHE_PORT": "70000"}, "Expected 1 to 65535"),
         ({"GHOSTCACHE_RATELIMIT": "maybe"}, "Expected on or off"),
         ({"GHOSTCACHE_PORTT": "1"}, "Unknown setting GHOSTCACHE_PORTT"),
+        ({"GHOSTCACHE_DATA_DIR": "/srv/gc", "GHOSTCACHE_BLOB_DIR": "/srv/gc/"}, "That is the data folder"),
+        ({"GHOSTCACHE_DATA_DIR": "/srv/gc/data", "GHOSTCACHE_BLOB_DIR": "/srv"}, "is inside it"),
     ],
 )
 def test_bad_values_name_the_setting_and_the_value(env, fragment):

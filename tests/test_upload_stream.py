@@ -209,16 +209,25 @@ def test_escaped_filenames_arrive_cleaned(make_user, raw, clean):
     assert response.get_json()["filename"] == clean
 
 
-# ---- (c) CSRF token after the file -------------------------------------------------
+# ---- (c) CSRF token as a form field: before the file, never after -------------------
 
 
-def test_csrf_token_after_the_file_part_is_accepted(app, runtime, make_user):
+def test_csrf_token_before_the_file_part_is_accepted(app, runtime, make_user):
+    alice = make_user()
+    content = b"\r\n--" + os.urandom(200_000)
+    body = multipart([("csrf_token", alice.token), ("file", "early.bin", content), ("expiry_days", "3")])
+    response = post_body(alice, body, headers=JSON)
+    assert response.status_code == 201, response.get_json()
+    assert decrypt(app, runtime, response.get_json()["key"]) == content
+
+
+def test_a_valid_csrf_token_after_the_file_part_is_refused_and_stores_nothing(app, runtime, make_user):
     alice = make_user()
     content = b"\r\n--" + os.urandom(200_000)
     body = multipart([("file", "late.bin", content), ("csrf_token", alice.token), ("expiry_days", "3")])
     response = post_body(alice, body, headers=JSON)
-    assert response.status_code == 201, response.get_json()
-    assert decrypt(app, runtime, response.get_json()["key"]) == content
+    assert (response.status_code, response.get_json()["error"]) == (400, "csrf_failed")
+    assert nothing_stored(app, runtime)
 
 
 @pytest.mark.parametrize("token", ["wrong-token", "", None])
@@ -235,7 +244,7 @@ def test_a_bad_csrf_token_after_the_file_stores_nothing(app, runtime, make_user,
 
 def test_another_sessions_token_is_refused(app, runtime, make_user):
     alice, bob = make_user(), make_user()
-    body = multipart([("file", "late.bin", b"data"), ("csrf_token", bob.token)])
+    body = multipart([("csrf_token", bob.token), ("file", "early.bin", b"data")])
     response = post_body(alice, body, headers=JSON)
     assert (response.status_code, response.get_json()["error"]) == (400, "csrf_failed")
     assert nothing_stored(app, runtime)
@@ -247,10 +256,10 @@ def test_another_sessions_token_is_refused(app, runtime, make_user):
 def _cut_points(body: bytes, content: bytes) -> dict[str, int]:
     start = body.index(content)
     return {
-        "in the fields before the file": body.index(b"expiry_days") + 5,
+        "in the fields before the file": body.index(b"csrf_token") + 5,
         "inside the file": start + len(content) // 2,
         "right after the file data": start + len(content),
-        "inside the field after the file": body.rindex(b"csrf_token") + 3,
+        "inside the field after the file": body.rindex(b"expiry_days") + 3,
         "before the closing boundary": len(body) - len(f"--{BOUNDARY}--\r\n"),
     }
 
@@ -269,7 +278,7 @@ def _cut_points(body: bytes, content: bytes) -> dict[str, int]:
 def test_a_body_cut_off_mid_way_is_refused_and_leaves_nothing(app, runtime, make_user, where, length_says):
     alice = make_user()
     content = os.urandom(300_000)
-    body = multipart([("expiry_days", "3"), ("file", "cut.bin", content), ("csrf_token", alice.token)])
+    body = multipart([("csrf_token", alice.token), ("file", "cut.bin", content), ("expiry_days", "3")])
     cut = body[: _cut_points(body, content)[where]]
     length = len(body) if length_says == "full" else len(cut)
     response = alice.client.post(

@@ -11,7 +11,7 @@ from typing import cast
 from sqlalchemy import CursorResult, Table, bindparam, delete, select, update
 
 from ..crypto import PasswordHashing, new_fernet_key, wrap_user_key
-from ..models import File, User
+from ..models import File, RetiredName, User
 from .context import Context, present
 from .errors import Conflict, Invalid, Unauthorized
 from .users import add_unique, find_by_name
@@ -61,7 +61,7 @@ def register(ctx: Context, username: str | None, password: str | None, d_pass: s
     if password == d_pass:
         raise Invalid("same_passwords", "The destruction password must differ from the password.")
     with ctx.read():
-        if find_by_name(ctx, username) is not None:
+        if find_by_name(ctx, username) is not None or _retired(ctx, username):
             raise _taken()
     hashes = ctx.rt.cpu.run(_hash_both, ctx.rt.passwords, password, d_pass)
     now = ctx.now()
@@ -79,6 +79,19 @@ def register(ctx: Context, username: str | None, password: str | None, d_pass: s
     )
     add_unique(ctx, user, _taken())  # a racing registration may take the name first
     return user
+
+
+def _retired(ctx: Context, username: str) -> bool:
+    """True while the name of an account that ended is still reserved."""
+    until = ctx.db.scalar(select(RetiredName.until).where(RetiredName.tag == ctx.rt.tags.tag(username)))
+    return until is not None and until > ctx.now()
+
+
+def reserved_for(ctx: Context) -> timedelta:
+    """How long after its account's last activity a name stays reserved: until an
+    idle account would have been purged and its name reserved as long again, so a
+    destroyed account's name comes free exactly when an abandoned one's would."""
+    return 2 * timedelta(days=ctx.rt.settings.inactivity_days)
 
 
 def _hash_both(hashes: PasswordHashing, password: str, d_pass: str) -> tuple[str, str]:
@@ -158,8 +171,9 @@ def change_password(ctx: Context, user_id: int, current: str | None, new: str | 
     if not ctx.rt.cpu.run(ctx.rt.passwords.verify, user.password_hash, current or ""):
         raise Unauthorized("invalid_credentials", "The current password is wrong.")
     _check_password(new)
-    if ctx.rt.cpu.run(ctx.rt.passwords.verify, user.dpass_hash, new):
-        raise Invalid("same_passwords", "The new password must differ from the destruction password.")
+    # Never compared with the destruction password: an answer that depended on it
+    # would let someone holding the login password test guesses of the other.
+    # A login with a password that matches both destroys (see login()).
     new_hash = ctx.rt.cpu.run(ctx.rt.passwords.hash, new)
     with ctx.write():
         user.password_hash = new_hash
@@ -168,15 +182,38 @@ def change_password(ctx: Context, user_id: int, current: str | None, new: str | 
     return user
 
 
-def delete_account(ctx: Context, user_id: int) -> bool:
-    """Delete a user and everything they own, then their blobs. False if already gone."""
+def delete_account(ctx: Context, user_id: int, last_active: datetime | None = None) -> bool:
+    """Delete a user and everything they own, then their blobs, and erase what the
+    deletion left in the data folder. The name stays reserved (see reserved_for),
+    counted from `last_active` (default: now). False if already gone."""
     with ctx.write():
+        user = ctx.db.get(User, user_id)
+        if user is None:
+            return False
         blob_names = list(ctx.db.scalars(select(File.stored_name).where(File.owner_id == user_id)))
-        deleted = cast(CursorResult, ctx.db.execute(delete(User).where(User.id == user_id))).rowcount
-    for name in blob_names:  # foreign keys cascaded to every owned row
+        _retire_name(ctx, user.username, (last_active or ctx.now()) + reserved_for(ctx))
+        ctx.db.execute(delete(User).where(User.id == user_id))  # foreign keys cascade to every owned row
+    for name in blob_names:
         ctx.rt.blobs.delete(name)
     ctx.publish(user_id)
-    return bool(deleted)
+    ctx.erase_deleted()
+    return True
+
+
+def _retire_name(ctx: Context, username: str, until: datetime) -> None:
+    tag = ctx.rt.tags.tag(username)
+    reserved = ctx.db.get(RetiredName, tag)
+    if reserved is None:
+        ctx.db.add(RetiredName(tag=tag, until=until))
+    elif reserved.until < until:
+        reserved.until = until
+
+
+def release_names(ctx: Context) -> int:
+    """Forget reservations that have run out; returns how many."""
+    with ctx.write():
+        released = ctx.db.execute(delete(RetiredName).where(RetiredName.until <= ctx.now()))
+    return cast(CursorResult, released).rowcount
 
 
 def session_user(ctx: Context, user_id: int):

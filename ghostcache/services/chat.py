@@ -207,8 +207,11 @@ def stream_batch(ctx: Context, me: int, position: StreamPosition, session_versio
     return views
 
 
-def history(ctx: Context, me: int, other_raw: object, before_raw: object, limit_raw: object) -> dict:
-    """The newest `limit` messages with a contact older than `before`, oldest first."""
+def history(
+    ctx: Context, me: int, other_raw: object, before_raw: object, limit_raw: object, claim: bool = True
+) -> dict:
+    """The newest `limit` messages with a contact older than `before`, oldest first;
+    with `claim`, those to me that it shows become delivered."""
     other_id = _positive_int(other_raw)
     before = _optional_int(before_raw, "before")
     limit = min(_optional_int(limit_raw, "limit") or DEFAULT_LIMIT, MAX_LIMIT)
@@ -223,7 +226,7 @@ def history(ctx: Context, me: int, other_raw: object, before_raw: object, limit_
         if before is not None:
             query = query.where(_M.id < before)
         rows = ctx.db.execute(query.order_by(_M.id.desc()).limit(limit)).all()[::-1]
-    mine = [r.id for r in rows if r.receiver_id == me and not r.delivered]
+    mine = [r.id for r in rows if r.receiver_id == me and not r.delivered] if claim else []
     if mine:
         claim_undelivered(ctx, me, mine)  # shown here = delivered
     delivered = {r.id for r in rows if r.delivered} | set(mine)

@@ -3,6 +3,7 @@ home of transaction boundaries (`read()` and `write()`)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -10,16 +11,18 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from flask_sqlalchemy.session import Session
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import scoped_session
 
 from ..blobs import BlobStore
 from ..clock import Clock
 from ..cpu import CpuPool
-from ..crypto import Keyring, PasswordHashing
-from ..database import WRITING
+from ..crypto import KeyedTags, Keyring, PasswordHashing
+from ..database import WRITING, truncate_wal
 from ..events import Broker
 from ..settings import Settings
 
+log = logging.getLogger(__name__)
 MAX_ID = 2**63 - 1  # the databases' integer range: no row has a larger id
 T = TypeVar("T")
 
@@ -44,6 +47,7 @@ class Runtime:
     blobs: BlobStore
     broker: Broker
     cpu: CpuPool
+    tags: KeyedTags
 
 
 @dataclass
@@ -85,6 +89,19 @@ class Context:
             raise
         finally:
             WRITING.reset(token)
+
+    def erase_deleted(self) -> None:
+        """Make rows just deleted unreadable in the data folder too (see
+        database.truncate_wal); call after committing a deletion of user data."""
+        engine = self.db.get_bind()
+        if not isinstance(engine, Engine) or engine.dialect.name != "sqlite":
+            return  # PostgreSQL: see docs/SECURITY.md (vacuuming is the operator's job)
+        raw = engine.raw_connection()  # checked out here, on the event loop
+        try:
+            if not self.rt.cpu.run(truncate_wal, raw.dbapi_connection):
+                log.warning("readers kept the WAL from being truncated; the next purge retries")
+        finally:
+            raw.close()
 
     def publish(self, *user_ids: int) -> None:
         """Wake the open streams of these users (after the write that concerns them)."""

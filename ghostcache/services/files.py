@@ -1,4 +1,5 @@
-"""Files: encrypted upload as a stream, listing, download, share, delete."""
+"""Files: encrypted upload as a stream, listing, download, sharing (share, unshare,
+hide), delete."""
 
 from __future__ import annotations
 
@@ -8,22 +9,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import pyrage
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 
 from ..blobs import new_blob_name
 from ..crypto import Reader, encrypt_stream, new_file_identity
 from ..models import File, FileAccess, User
 from ..secrets import Secret
+from .connections import accepted_between
 from .context import Context, present
-from .errors import Conflict, Gone, Invalid, TooLarge, not_found
-from .users import add_unique, require_peer
+from .errors import Conflict, Forbidden, Gone, Invalid, NotFound, TooLarge, not_found
+from .users import add_unique, find_by_name, require_peer
 from .views import file_view, user_view
 
 DEFAULT_EXPIRY_DAYS = MAX_EXPIRY_DAYS = 365
-WHOLE_NUMBER = re.compile(r"^[+-]?[0-9]{1,12}$")
+# ASCII digits with an optional sign, nothing else: int() would also take "٣", "３", "1_0".
+WHOLE_NUMBER = re.compile(r"([+-]?)([0-9]+)")
 
 
 @dataclass
@@ -87,18 +90,30 @@ def incoming_blob(ctx: Context, source: Reader) -> Iterator[StoredBlob]:
 
 
 def parse_expiry(raw: object) -> int:
-    """Days to keep a file: default 365, capped at 365, else 400 invalid_expiry."""
+    """Days to keep a file: default 365, any whole number above 365 (of any length) is
+    365; zero, negative or not a whole number is 400 invalid_expiry."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return DEFAULT_EXPIRY_DAYS
-    if isinstance(raw, str) and WHOLE_NUMBER.match(raw.strip()):
-        days = int(raw.strip())
-    elif isinstance(raw, int) and not isinstance(raw, bool):
-        days = raw
-    else:  # int() would also take "٣", "３" and "1_0": only plain ASCII digits count
+    if isinstance(raw, str):
+        return _days_from_text(raw.strip())
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw > 0:
+        return min(raw, MAX_EXPIRY_DAYS)
+    raise _bad_expiry()
+
+
+def _days_from_text(text: str) -> int:
+    """Decided by the digits' length, not int(): Python refuses int() on strings of
+    more than 4300 digits, and any number of four or more significant digits is
+    above 365 anyway."""
+    match = WHOLE_NUMBER.fullmatch(text)
+    if match is None:
         raise _bad_expiry()
-    if days <= 0:
+    sign, digits = match.group(1), match.group(2).lstrip("0")
+    if sign == "-" or not digits:  # negative, or zero however written
         raise _bad_expiry()
-    return min(days, MAX_EXPIRY_DAYS)
+    if len(digits) > len(str(MAX_EXPIRY_DAYS)):
+        return MAX_EXPIRY_DAYS
+    return min(int(digits), MAX_EXPIRY_DAYS)
 
 
 def _bad_expiry() -> Invalid:
@@ -222,7 +237,7 @@ def delete_file(ctx: Context, me: int, file_id: int) -> None:
 
 
 def share(ctx: Context, me: int, file_id: int, username: str | None) -> dict:
-    """Grant another user the right to download a file I own."""
+    """Grant an accepted contact the right to download a file I own."""
     file = _visible_file(ctx, me, file_id, owner_only=True)
     target = require_peer(
         ctx,
@@ -231,6 +246,8 @@ def share(ctx: Context, me: int, file_id: int, username: str | None) -> dict:
         Invalid("cannot_share_with_self", "You already have this file."),
         "You cannot share with this user.",
     )
+    if accepted_between(ctx, me, target.id) is None:
+        raise Forbidden("not_connected", "You can only share files with accepted contacts.")
     if _granted(ctx, file.id, target.id):
         raise _already_shared()
     grant = FileAccess(file_id=file.id, user_id=target.id, granted_at=ctx.now())
@@ -240,3 +257,34 @@ def share(ctx: Context, me: int, file_id: int, username: str | None) -> dict:
 
 def _already_shared() -> Conflict:
     return Conflict("already_shared", "The file is already shared with this user.")
+
+
+def unshare(ctx: Context, me: int, file_id: int, username: str | None) -> dict:
+    """Take back a share of a file I own (expired or not): the user loses access at once."""
+    with ctx.write():
+        file = ctx.get(File, file_id)
+        if file is None or file.owner_id != me:
+            raise not_found("That file")
+        if not username:
+            raise Invalid("missing_field", "The field 'username' is required.")
+        grantee = find_by_name(ctx, username)
+        if grantee is None or not _revoke(ctx, file.id, grantee.id):
+            raise NotFound("not_shared", "That file is not shared with this user.")
+        return {"file_id": file.id, "user": user_view(grantee)}
+
+
+def hide(ctx: Context, me: int, file_id: int) -> None:
+    """Remove a file shared with me from my list: my share goes, and my access with it.
+    Owners get 404: they delete their files instead."""
+    with ctx.write():
+        file = ctx.get(File, file_id)  # also keeps ids no column can hold out of the query
+        if file is None or not _revoke(ctx, file.id, me):
+            raise not_found("That file")
+
+
+def _revoke(ctx: Context, file_id: int, user_id: int) -> bool:
+    """Delete one user's share of a file; False when there was none."""
+    result = ctx.db.execute(
+        delete(FileAccess).where(FileAccess.file_id == file_id, FileAccess.user_id == user_id)
+    )
+    return cast(CursorResult, result).rowcount > 0

@@ -13,7 +13,7 @@ from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..models import File, Lease, User
-from .accounts import delete_account
+from .accounts import EPOCH, delete_account, release_names
 from .context import Context
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,7 @@ class PurgeReport:
     expired_files: int = 0
     inactive_accounts: int = 0
     orphan_blobs: int = 0
+    released_names: int = 0
 
 
 def purge(ctx: Context, orphan_grace_seconds: float = ORPHAN_GRACE_SECONDS) -> PurgeReport:
@@ -38,6 +39,8 @@ def purge(ctx: Context, orphan_grace_seconds: float = ORPHAN_GRACE_SECONDS) -> P
     with ctx.read():
         keep = set(ctx.db.scalars(select(File.stored_name)))
     report.orphan_blobs = ctx.rt.blobs.sweep(keep, orphan_grace_seconds)
+    report.released_names = release_names(ctx)
+    ctx.erase_deleted()  # expired files' names too; and a retry if a deletion's erase was blocked
     return report
 
 
@@ -54,8 +57,10 @@ def _purge_expired_files(ctx: Context) -> int:
 def _purge_inactive_accounts(ctx: Context) -> int:
     cutoff = ctx.now() - timedelta(days=ctx.rt.settings.inactivity_days)
     with ctx.read():
-        ids = list(ctx.db.scalars(select(User.id).where(User.last_login < cutoff)))
-    return sum(delete_account(ctx, user_id) for user_id in ids)
+        rows = ctx.db.execute(select(User.id, User.last_login).where(User.last_login < cutoff)).all()
+    # A destroyed account whose deletion never ran (a crash) has its last login at the
+    # epoch: its name is then reserved as if it had been destroyed just now.
+    return sum(delete_account(ctx, r.id, r.last_login if r.last_login > EPOCH else None) for r in rows)
 
 
 def claim_lease(ctx: Context, name: str, seconds: float) -> bool:

@@ -20,12 +20,13 @@ from flask import (
     url_for,
 )
 from flask_wtf.csrf import generate_csrf
+from werkzeug.exceptions import MethodNotAllowed
 
 from ..services import accounts
 from ..services.views import user_view
 from .errors import on_error
 from .inputs import text_field
-from .negotiation import back_to, respond
+from .negotiation import back_to, respond, wants_json
 from .runtime import context
 from .session import end_session, login_required, me, safe_next, start_session
 
@@ -110,7 +111,16 @@ def _destroy_after_response(user_id: int) -> None:
         return response
 
 
-@bp.route("/logout", methods=["GET", "POST"])
+@bp.get("/logout")
+def logout_page():
+    """A GET changes nothing (a link on another site must not sign anyone out): a page
+    with the button. Scripts POST."""
+    if wants_json():
+        raise MethodNotAllowed(valid_methods=["POST"])
+    return render_template("logout.html")
+
+
+@bp.post("/logout")
 def logout():
     if g.get("user") is not None:
         accounts.end_all_sessions(context(), me())  # copies of the cookie die too

@@ -23,6 +23,7 @@ from .disconnect import watch_disconnect
 from .errors import on_error
 from .inputs import raw_field
 from .negotiation import respond
+from .origin import from_elsewhere, refuse_from_elsewhere, require_csrf_header
 from .runtime import context, runtime
 from .session import login_required, me
 
@@ -37,16 +38,22 @@ def send():
     return respond(sent, 201, html=lambda: redirect(url_for("connections.index")))
 
 
-@bp.get("/chat/poll")
+@bp.route("/chat/poll", methods=["GET", "POST"])
 @login_required
 def poll():
+    if request.method != "POST":  # GET or HEAD; a POST was checked like every POST
+        require_csrf_header()  # it marks messages delivered: no link on another site may do that
     return respond(chat.poll(context(), me()), 200, html=lambda: redirect(url_for("connections.index")))
 
 
 @bp.get("/chat/<int:other_id>")
 @login_required
 def page(other_id: int):
-    found = chat.history(context(), me(), other_id, request.args.get("before"), request.args.get("limit"))
+    args = request.args
+    # Opened from another site's link, the page shows the messages but marks none delivered.
+    found = chat.history(
+        context(), me(), other_id, args.get("before"), args.get("limit"), claim=not from_elsewhere()
+    )
     return respond(found, 200, html=lambda: _chat_page(found))
 
 
@@ -69,6 +76,7 @@ def post(other_id: int):
 @bp.get("/chat/stream")
 @login_required
 def stream():
+    refuse_from_elsewhere()  # only our pages open it, and it marks messages delivered
     rt = runtime()
     sub = rt.broker.subscribe(me())
     stop_watching = watch_disconnect(request.environ, sub)

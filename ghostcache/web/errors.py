@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app, flash, redirect, render_template, request, url_for
+from flask import Flask, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, RequestTimeout
 
@@ -89,11 +89,16 @@ def handle_http_error(error: HTTPException):
         message = f"Files can be at most {current_app.config['GHOSTCACHE_MAX_UPLOAD_MB']} MB."
     domain = DomainError(code, message)
     domain.status = status
-    return handle_domain_error(domain)
+    response = make_response(handle_domain_error(domain))
+    if "Allow" in dict(error.get_headers()):  # a 405 says which methods would do
+        response.headers["Allow"] = dict(error.get_headers())["Allow"]
+    return response
 
 
 def handle_unexpected(error: Exception):
-    log.exception("unhandled error on %s %s", request.method, request.path)
+    # The route's pattern, not its path: a path names users and files (/chat/42).
+    route = request.url_rule.rule if request.url_rule else "(no route)"
+    log.exception("unhandled error on %s %s", request.method, route)
     db.session.rollback()
     message = "Something went wrong on our side. Nothing was changed."
     if wants_json():

@@ -1,13 +1,13 @@
-"""Files: list, upload (streamed and encrypted on arrival), download, share, delete."""
+"""Files: list, upload (streamed and encrypted on arrival), download, share, unshare,
+hide, delete."""
 
 from __future__ import annotations
 
 import re
+import shlex
 from urllib.parse import quote
 
 from flask import Blueprint, render_template, request, send_file
-from flask_wtf.csrf import CSRFError, validate_csrf
-from wtforms import ValidationError
 
 from ..extensions import csrf
 from ..services import files
@@ -16,6 +16,7 @@ from .errors import on_error
 from .inputs import text_field
 from .multipart import MultipartStream
 from .negotiation import back_to, respond
+from .origin import check_csrf
 from .runtime import context, runtime
 from .session import login_required, me
 
@@ -47,24 +48,47 @@ def upload_form():
 @login_required
 @on_error()
 def upload():
-    header_token = request.headers.get("X-CSRFToken")
-    if header_token:
-        _check_csrf(header_token)
-    form = _multipart()
-    if not form.find_file("file") or not form.filename:
-        raise Invalid("missing_file", "Choose a file to upload.")
+    form = _upload_source()
     ctx = context()  # no transaction is open here: the body streams in with none held
     with files.incoming_blob(ctx, form) as blob:
         fields = form.finish()
-        if not header_token:
-            _check_csrf(fields.get("csrf_token"))
         stored = files.record_upload(ctx, me(), blob, form.filename, fields.get("expiry_days"))
     return respond(stored, 201, html=lambda: _upload_done(stored))
 
 
+def _upload_source() -> MultipartStream:
+    """The upload's body, stopped where its file part begins, once the CSRF token has
+    passed: the X-CSRFToken header before the body is read, else the csrf_token field,
+    which must come before the file (browsers send fields in form order), so that no
+    byte of a forged upload is encrypted or stored."""
+    header_token = request.headers.get("X-CSRFToken")
+    if header_token:
+        check_csrf(header_token)
+    form = _multipart()
+    found = form.find_file("file")
+    if not header_token:
+        check_csrf(form.fields.get("csrf_token"))
+    if not found or not form.filename:
+        raise Invalid("missing_file", "Choose a file to upload.")
+    return form
+
+
 def _upload_done(stored: dict):
-    page = render_template("upload_done.html", file=stored, key=stored["key"])
+    page = render_template(
+        "upload_done.html",
+        file=stored,
+        key=stored["key"],
+        decrypt_command=decrypt_command(stored["filename"]),
+    )
     return page, 201
+
+
+def decrypt_command(filename: str) -> str:
+    """The `age -d` command that decrypts the download of `filename`, safe to paste into
+    a POSIX shell: every argument quoted (shlex.quote), and a name starting with '-'
+    prefixed with './' so that age cannot take it for an option."""
+    out = "./" + filename if filename.startswith("-") else filename
+    return shlex.join(["age", "-d", "-i", "key.txt", "-o", out, out + ".age"])
 
 
 def _multipart() -> MultipartStream:
@@ -72,13 +96,6 @@ def _multipart() -> MultipartStream:
     if request.mimetype != "multipart/form-data" or not BOUNDARY.match(boundary):
         raise Invalid("missing_file", "Send the file as multipart/form-data in the field 'file'.")
     return MultipartStream(request.stream, boundary)
-
-
-def _check_csrf(token: str | None) -> None:
-    try:
-        validate_csrf(token)
-    except ValidationError as exc:
-        raise CSRFError(str(exc)) from None
 
 
 @bp.get("/file/<int:file_id>")
@@ -120,3 +137,20 @@ def share(file_id: int):
     grant = files.share(context(), me(), file_id, text_field("username"))
     message = f"Shared with {grant['user']['username']}."
     return respond(grant, 201, html=lambda: back_to("files.index", message))
+
+
+@bp.post("/file/<int:file_id>/unshare")
+@login_required
+@on_error(endpoint="files.index")
+def unshare(file_id: int):
+    revoked = files.unshare(context(), me(), file_id, text_field("username"))
+    message = f"No longer shared with {revoked['user']['username']}."
+    return respond(revoked, 200, html=lambda: back_to("files.index", message))
+
+
+@bp.post("/file/<int:file_id>/hide")
+@login_required
+@on_error(endpoint="files.index")
+def hide(file_id: int):
+    files.hide(context(), me(), file_id)
+    return respond({"hidden": True}, 200, html=lambda: back_to("files.index", "Removed from your list."))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 from flask.typing import RouteCallable
 from flask_limiter import Limiter
 
@@ -32,6 +32,12 @@ def client_address() -> str:
     return request.remote_addr or "unknown"
 
 
+def _tagged(value: str) -> str:
+    """A keyed hash instead of the value: counters (in memory, or in Redis, which may
+    save them to disk) never hold a username or a client address in the clear."""
+    return current_app.extensions["ghostcache"].tags.tag(value)[:32]
+
+
 def _username() -> str:
     try:
         body = request.get_json(silent=True) if request.is_json else request.form
@@ -44,12 +50,12 @@ def _username() -> str:
 
 def _user_or_address() -> str:
     user = g.get("user")
-    return f"user:{user.id}" if user is not None else f"addr:{client_address()}"
+    return f"user:{user.id}" if user is not None else f"addr:{_tagged(client_address())}"
 
 
 KEYS = {
-    "address": lambda: f"addr:{client_address()}",
-    "address+username": lambda: f"addr:{client_address()}|name:{_username()}",
+    "address": lambda: f"addr:{_tagged(client_address())}",
+    "address+username": lambda: f"addr:{_tagged(client_address())}|name:{_tagged(_username())}",
     "user": _user_or_address,
 }
 
