@@ -122,10 +122,8 @@ def login(ctx: Context, username: str | None, password: str | None) -> LoginOutc
     if is_inactive(ctx, user) or destroy_ok:
         _doom(ctx, user)
         return LoginOutcome(destroy_user_id=user.id)
-    if not login_ok:
-        return LoginOutcome()
-    with ctx.write():
-        user.last_login = ctx.now()
+    if not login_ok or not _update_user(ctx, user, last_login=ctx.now()):
+        return LoginOutcome()  # a wrong password, or an account deleted meanwhile
     return LoginOutcome(user=user)
 
 
@@ -135,9 +133,7 @@ def _doom(ctx: Context, user: User) -> None:
     Its last login goes back to the epoch, so if the deferred deletion never
     runs (a crash), the next purge deletes it as inactive.
     """
-    with ctx.write():
-        user.last_login = EPOCH
-        user.session_version += 1
+    _update_user(ctx, user, last_login=EPOCH, session_version=User.session_version + 1)
     ctx.publish(user.id)  # its open streams end now
 
 
@@ -175,11 +171,18 @@ def change_password(ctx: Context, user_id: int, current: str | None, new: str | 
     # would let someone holding the login password test guesses of the other.
     # A login with a password that matches both destroys (see login()).
     new_hash = ctx.rt.cpu.run(ctx.rt.passwords.hash, new)
-    with ctx.write():
-        user.password_hash = new_hash
-        user.session_version += 1
+    if not _update_user(ctx, user, password_hash=new_hash, session_version=User.session_version + 1):
+        raise Unauthorized("login_required", "Your account no longer exists.")
     ctx.publish(user_id)
     return user
+
+
+def _update_user(ctx: Context, user: User, **values: object) -> bool:
+    """Update the account's row (and `user` with it); False when it is gone: a deletion
+    (a destruction login's, running after its answer) may commit at any moment."""
+    with ctx.write():
+        statement = update(User).where(User.id == user.id).values(**values)
+        return bool(cast(CursorResult, ctx.db.execute(statement)).rowcount)
 
 
 def delete_account(ctx: Context, user_id: int, last_active: datetime | None = None) -> bool:
