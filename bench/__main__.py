@@ -18,11 +18,11 @@ from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 
-from bench import ceiling, chat, logins, streams, upload
+from bench import ceiling, chat, erasure, logins, streams, upload
 from bench.common import Figure, Report, create_user, raise_nofile_limit, running_server, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("ceiling", "chat", "logins", "streams", "upload")
+SCENARIOS = ("ceiling", "chat", "logins", "streams", "upload", "erasure")
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class Plan:
     idle_streams: int
     idle_seconds: float
     storm_seconds: float
+    erasure_seconds: float
 
 
 FULL = Plan(
@@ -44,9 +45,16 @@ FULL = Plan(
     idle_streams=1000,
     idle_seconds=20,
     storm_seconds=10,
+    erasure_seconds=10,
 )
 QUICK = Plan(
-    ceiling_seconds=5, chat_pairs=(16,), chat_seconds=5, idle_streams=300, idle_seconds=8, storm_seconds=5
+    ceiling_seconds=5,
+    chat_pairs=(16,),
+    chat_seconds=5,
+    idle_streams=300,
+    idle_seconds=8,
+    storm_seconds=5,
+    erasure_seconds=5,
 )
 
 
@@ -98,6 +106,9 @@ def _run(report: Report, plan: Plan, wanted: list[str]) -> None:
             _attempt(report, "streams", partial(streams.run, server, plan.idle_streams, plan.idle_seconds))
     if "upload" in wanted:
         _attempt(report, "upload", upload.run)
+    if "erasure" in wanted:
+        with running_server() as server:  # its own database, so the deletions free real pages
+            _attempt(report, "erasure", partial(erasure.run, server.url, plan.erasure_seconds))
 
 
 def main(argv: list[str] | None = None) -> int:
