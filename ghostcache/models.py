@@ -61,6 +61,9 @@ class User(Model):
     last_login: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     # Bumped to end every session of the user at once.
     session_version: Mapped[int] = mapped_column(Integer, default=1)
+    # Bumped whenever one of the user's read markers moves: open streams compare it to
+    # learn, in the look they make anyway, that another tab has read something.
+    read_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Connection(Model):
@@ -93,6 +96,9 @@ class Contact(Model):
     contact_id: Mapped[int] = _user_fk()
     connection_id: Mapped[int] = mapped_column(ForeignKey("connection.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The owner has read the conversation up to this message id: messages to the owner
+    # above it are unread. It only ever moves forward.
+    last_read_id: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class File(Model):
@@ -124,7 +130,12 @@ class Blacklist(Model):
 
 
 class Message(Model):
-    __table_args__ = (Index("ix_message_undelivered", "receiver_id", "delivered", "id"),)
+    __table_args__ = (
+        Index("ix_message_undelivered", "receiver_id", "delivered", "id"),
+        # Unread counts: the messages to one side of a conversation above a read marker
+        # (the id, as every SQLite index, ends it), without a scan of the conversation.
+        Index("ix_message_conversation_receiver", "connection_id", "receiver_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     connection_id: Mapped[int] = mapped_column(ForeignKey("connection.id", ondelete="CASCADE"), index=True)

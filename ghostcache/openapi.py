@@ -343,11 +343,38 @@ def _accounts() -> dict:
                 method="post",
             ),
         },
+        "/account": {
+            "get": operation(
+                "account",
+                "Who I am signed in as; in a browser, the account page (passwords, "
+                "log out everywhere, deletion).",
+                {
+                    OK: {
+                        "description": "The signed-in user, or the page.",
+                        "content": content(obj({"user": ref("User")})) | content(PAGE, HTML),
+                    }
+                },
+            )
+        },
         "/password": {
             "post": operation(
                 "changePassword",
                 "Change my password; other sessions end, this one gets a new token.",
                 {OK: answer("Changed; the new session's CSRF token.", ref("PasswordChanged"))},
+                errors={
+                    400: ("missing_field", "weak_password", "password_too_long", "invalid_field"),
+                    401: ("invalid_credentials",),
+                },
+                limited=True,
+                method="post",
+                body=json_body({"password": TEXT, "new_password": PASSWORD}),
+            )
+        },
+        "/destruction_password": {
+            "post": operation(
+                "changeDestructionPassword",
+                "Replace my destruction password, proving my login password; every session stays.",
+                {OK: answer("Changed.", obj({"ok": const(True)}))},
                 errors={
                     400: (
                         "missing_field",
@@ -358,8 +385,14 @@ def _accounts() -> dict:
                     ),
                     401: ("invalid_credentials",),
                 },
+                limited=True,
                 method="post",
-                body=json_body({"password": TEXT, "new_password": PASSWORD}),
+                body=json_body(
+                    {
+                        "password": TEXT | {"description": "My current login password."},
+                        "new_d_pass": PASSWORD | {"description": "Must differ from the login password."},
+                    }
+                ),
             )
         },
         "/delete_account": {
@@ -430,13 +463,82 @@ def _connections() -> dict:
                 tag="connections",
             )
         },
+        "/connect/withdraw/{conn_id}": {
+            "post": operation(
+                "withdrawConnection",
+                "Take back a pending request I sent; its receiver no longer sees it.",
+                {OK: answer("Withdrawn.", obj({"withdrawn": const(True)}))},
+                errors=not_pending,
+                params=(path_param("conn_id", "A pending request's id; only its sender may withdraw it."),),
+                method="post",
+                tag="connections",
+            )
+        },
+    } | _contact_management()
+
+
+def _contact_management() -> dict:
+    user_id = path_param("user_id", "The other person's user id.")
+    blocked_list = array(obj({"user": ref("User"), "since": ref("Timestamp")}))
+    return {
+        "/contacts/{user_id}/remove": {
+            "post": operation(
+                "removeContact",
+                "Remove a contact: the connection and the whole conversation are deleted for "
+                "both people, and file shares between them are taken back both ways.",
+                {OK: answer("Removed.", obj({"removed": const(True), "user": ref("User")}))},
+                errors={403: ("not_connected",)},
+                params=(user_id,),
+                method="post",
+                tag="connections",
+            )
+        },
+        "/block": {
+            "post": operation(
+                "block",
+                "Block anyone: any connection between us goes with its conversation, "
+                "and file shares are taken back both ways.",
+                {OK: answer("The blocked user.", obj({"blocked": ref("User")}))},
+                errors={
+                    400: ("missing_field", "cannot_block_self", "invalid_field"),
+                    404: ("user_not_found",),
+                    409: ("already_blocked",),
+                },
+                method="post",
+                tag="connections",
+                body=json_body({"username": USERNAME_IN}),
+            )
+        },
+        "/blocks": {
+            "get": operation(
+                "listBlocked",
+                "The people I block (never who blocks me), newest first; in a browser, a page.",
+                {
+                    OK: {
+                        "description": "The list, or its page.",
+                        "content": content(obj({"blocked": blocked_list})) | content(PAGE, HTML),
+                    }
+                },
+                tag="connections",
+            )
+        },
+        "/blocks/{user_id}/unblock": {
+            "post": operation(
+                "unblock",
+                "Stop blocking someone; a denied request left between us goes too.",
+                {OK: answer("Unblocked.", obj({"unblocked": const(True), "user": ref("User")}))},
+                params=(user_id,),
+                method="post",
+                tag="connections",
+            )
+        },
     }
 
 
 def _chat() -> dict:
     queued = {201: answer("Stored, waiting for delivery.", ref("Queued"))}
     last_event = "Resume after this message id (also as header Last-Event-ID)."
-    return {
+    return _conversations() | {
         "/chat/send": {
             "post": operation(
                 "sendMessage",
@@ -477,7 +579,10 @@ def _chat() -> dict:
         "/chat/stream": {
             "get": operation(
                 "stream",
-                "Server-Sent Events: message objects as they arrive (event: message).",
+                "Server-Sent Events: `message` (a message plus `with`, the other user; its `id:` "
+                "line is the message id), and, without `id:` lines, `request` (a connection "
+                "asking me), `contact` (a connection accepted, by either side), `share` (a file "
+                "shared with me) and `read` (`{with, unread}`: my read marker moved elsewhere).",
                 {
                     OK: answer(
                         "An event stream; ends after GHOSTCACHE_STREAM_SECONDS.", TEXT, "text/event-stream"
@@ -521,6 +626,56 @@ def _chat() -> dict:
                 tag="chat",
                 body=json_body({"message": MESSAGE_IN}),
             ),
+        },
+    }
+
+
+def _conversations() -> dict:
+    unread = {"type": "integer", "minimum": 0}
+    read_state = obj({"with": ref("User"), "unread": unread})
+    last_message = obj({"id": ID, "sender_id": ID}, {"preview": string(maxLength=100)})
+    conversation = obj(
+        {
+            "user": ref("User"),
+            "unread": unread,
+            "last_message_at": {"anyOf": [ref("Timestamp"), {"type": "null"}]},
+            "last_message": {"anyOf": [last_message, {"type": "null"}]},
+        }
+    )
+    listing = obj({"requests": array(ref("Connection")), "conversations": array(conversation)})
+    upto = obj({}, {"upto": ID | {"description": "A message id; default: the newest."}})
+    return {
+        "/conversations": {
+            "get": operation(
+                "conversations",
+                "Pending requests for me, then my conversations (unread count, last message), "
+                "most recent first, contacts without messages last; in a browser, the home page.",
+                {
+                    OK: {
+                        "description": "The lists, or the page.",
+                        "content": content(listing) | content(PAGE, HTML),
+                    }
+                },
+                params=(
+                    query_param(
+                        "preview", {"enum": ["0", "1"]}, "0 leaves out the previews (default: with them)."
+                    ),
+                ),
+                tag="chat",
+            )
+        },
+        "/chat/{other_id}/read": {
+            "post": operation(
+                "markRead",
+                "Mark the conversation read up to a message (default: the newest); the marker "
+                "never moves back, and my other tabs learn it (event: read).",
+                {OK: answer("What is still unread.", read_state)},
+                errors={400: ("invalid_parameter",), 403: ("not_connected",)},
+                params=(OTHER_ID,),
+                method="post",
+                tag="chat",
+                body={"required": False, "content": content(upto | {"additionalProperties": True})},
+            )
         },
     }
 

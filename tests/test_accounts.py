@@ -356,6 +356,7 @@ def test_every_login_path_verifies_exactly_two_hashes(app, clock, runtime, monke
 # ---- logged-out access and the `next` parameter -----------------------------------
 
 PROTECTED_GETS = [
+    "/account",
     "/connect",
     "/connections",
     "/chat/poll",
@@ -367,6 +368,8 @@ PROTECTED_GETS = [
 ]
 PROTECTED_POSTS = [
     "/delete_account",
+    "/password",
+    "/destruction_password",
     "/connect",
     "/connect/accept/1",
     "/connect/deny/1",

@@ -26,25 +26,34 @@ PUBLIC = {
 STRANGER = {
     "connections.accept": 404,
     "connections.deny": 404,
+    "connections.withdraw": 404,  # bob's pending request: only its sender may take it back
+    "connections.remove": 403,  # user_id is a user id: not_connected, as for chat
+    "connections.unblock": 404,  # blocks are keyed by the blocker: a stranger has none
     "files.download": 404,
     "files.view": 404,
     "files.delete": 404,
     "files.share": 404,
     "files.unshare": 404,
+    "chat.read": 403,
     "files.hide": 404,
     "chat.page": 403,  # other_id is a user id: answer is not_connected, never the history
     "chat.post": 403,
 }
 
 MEMBER_ONLY = {
+    "auth.account",
     "auth.delete_account",
     "auth.change_password",
+    "auth.change_destruction_password",
     "connections.connect_form",
     "connections.connect",
     "connections.index",
+    "connections.block",
+    "connections.blocks",
     "chat.send",
     "chat.poll",
     "chat.stream",
+    "chat.conversation_list",
     "search.search",
     "files.index",
     "files.upload_form",
@@ -84,6 +93,7 @@ def _ids(world) -> dict:
         "conn_id": world["pending"],
         "file_id": world["file"],
         "other_id": world["alice"].id,
+        "user_id": world["alice"].id,
         "filename": "app.css",
     }
 

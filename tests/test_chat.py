@@ -408,3 +408,20 @@ def test_delivered_flag_in_the_database_after_stream(app, alice, bob):
     bob.client.get("/chat/stream")
     with app.app_context():
         assert db.session.scalar(select(Message.delivered).where(Message.id == message_id)) is True
+
+
+def test_only_message_frames_carry_an_id_so_resuming_stays_message_based():
+    from ghostcache.services.live import PING, StreamEvent
+    from ghostcache.web.chat import _frames
+
+    events = [
+        StreamEvent("message", 7, {"id": 7}),
+        StreamEvent("read", None, {"with": {"id": 2, "username": "bob"}, "unread": 0}),
+        PING,
+    ]
+    body = "".join(_frames(iter(events)))
+    assert body.endswith(
+        'id: 7\nevent: message\ndata: {"id": 7}\n\n'
+        'event: read\ndata: {"with": {"id": 2, "username": "bob"}, "unread": 0}\n\n'
+        ": ping\n\n"
+    )

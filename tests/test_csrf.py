@@ -21,9 +21,15 @@ STATE_CHANGING = [
     ("/login", {"username": "victim", "password": PASSWORD}),
     ("/logout", {}),
     ("/delete_account", {}),
+    ("/password", {"password": PASSWORD, "new_password": "a forged new password"}),
+    ("/destruction_password", {"password": PASSWORD, "new_d_pass": "a forged destruction one"}),
     ("/connect", {"username": "other"}),
     ("/connect/accept/1", {}),
     ("/connect/deny/1", {}),
+    ("/connect/withdraw/2", {}),
+    ("/contacts/2/remove", {}),
+    ("/block", {"username": "other"}),
+    ("/blocks/2/unblock", {}),
     ("/chat/send", {"receiver_id": 2, "message": "forged"}),
     ("/chat/2", {"message": "forged"}),
     ("/file/1/delete", {}),
@@ -38,15 +44,17 @@ def count(app, model) -> int:
         return db.session.scalar(select(func.count()).select_from(model))
 
 
-def snapshot(app) -> dict[str, int]:
+def snapshot(app) -> dict[str, object]:
     m = models
-    counts = {
+    counts: dict[str, object] = {
         t.__name__: count(app, t)
         for t in (m.User, m.Connection, m.Contact, m.Message, m.File, m.FileAccess, m.Blacklist)
     }
     with app.app_context():
         undelivered = select(func.count()).select_from(m.Message).where(m.Message.delivered.is_(False))
         counts["undelivered"] = db.session.scalar(undelivered)
+        hashes = select(m.User.password_hash, m.User.dpass_hash).order_by(m.User.id)
+        counts["password hashes"] = [tuple(row) for row in db.session.execute(hashes)]
     return counts
 
 
@@ -170,7 +178,16 @@ def test_session_cookie_is_secure_over_https(app):
 
 
 PAGES = ["/", "/register", "/login", "/login?next=/files", "/help", "/no-such-page"]
-MEMBER_PAGES = ["/", "/connect", "/connections", "/search?q=a", "/files", "/file/upload", "/chat/{other}"]
+MEMBER_PAGES = [
+    "/",
+    "/account",
+    "/connect",
+    "/connections",
+    "/search?q=a",
+    "/files",
+    "/file/upload",
+    "/chat/{other}",
+]
 
 
 @pytest.mark.parametrize("path", PAGES)

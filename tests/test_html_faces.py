@@ -145,7 +145,7 @@ def test_share_error_is_flashed_on_the_files_page(app, alice):
 
 
 def test_delete_account_form_removes_the_account(app, alice):
-    page = alice.submit("/delete_account")
+    page = alice.submit("/delete_account", csrf_token=alice.token("/account"))
     assert "gone" in text(page)
     again = Browser(app).submit("/login", username="alice", password=PASSWORD)
     assert again.status_code == 401

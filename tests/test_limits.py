@@ -42,6 +42,7 @@ def limited(settings, clock):
             "send": "3/minute",
             "connect": "2/hour",
             "upload": "2/hour",
+            "password": "3/hour",
         },
     )
 
@@ -86,6 +87,20 @@ def test_sending_is_limited_per_user_across_both_send_routes(limited):
     assert [r.status_code for r in sends] == [201, 201, 201]
     _assert_limited(alice.post(f"/chat/{bob.id}", {"message": "one too many"}))
     assert bob.post("/chat/send", {"receiver_id": alice.id, "message": "hi"}).status_code == 201
+
+
+def test_both_password_changes_share_one_budget_per_user(limited):
+    alice, bob = Session(limited), Session(limited)
+    for user, name in ((alice, "alice"), (bob, "bob")):
+        limited.extensions["ghostcache_limiter"].reset()
+        user.register(name)
+        user.login(name, "correct horse battery")
+    wrong = {"password": "wrong password!", "new_password": "a new one!", "new_d_pass": "a new one!"}
+    tries = [alice.post(path, wrong) for path in ("/password", "/destruction_password", "/password")]
+    assert [r.status_code for r in tries] == [401, 401, 401]
+    _assert_limited(alice.post("/destruction_password", wrong))
+    _assert_limited(alice.post("/password", wrong))
+    assert bob.post("/destruction_password", wrong).status_code == 401  # a budget per user
 
 
 def test_limits_can_be_switched_off(settings, clock):

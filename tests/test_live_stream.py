@@ -9,9 +9,11 @@ import time
 from contextlib import contextmanager
 
 import pytest
+from sqlalchemy import delete, select
 
 from ghostcache.events import Broker, Hub, LocalTransport, Subscription
 from ghostcache.extensions import db
+from ghostcache.models import Connection
 from ghostcache.services import live
 from ghostcache.services.context import Context
 from tests.conftest import Session
@@ -49,6 +51,22 @@ def messages_until_ping(stream) -> list[dict]:
             return found
         found.append(event.data)
     return found
+
+
+def events_until_ping(stream) -> list[tuple[str, int | None, dict]]:
+    """Every event (kind, id, data) the stream yields before its next ping."""
+    found = []
+    for event in stream:
+        if event.kind == "ping":
+            return found
+        found.append((event.kind, event.id, event.data))
+    return found
+
+
+def quiet(*streams) -> None:
+    """Each stream's first look and ping: nothing to report."""
+    for stream in streams:
+        assert events_until_ping(stream) == []
 
 
 @pytest.fixture
@@ -208,3 +226,136 @@ def test_redis_transport_wakes_a_stream_on_another_node_and_resyncs_after_a_rest
         assert woken.wait(15), "after Redis came back, node B's streams were not woken to catch up"
     finally:
         server.kill()
+
+
+# ---- events besides messages ---------------------------------------------------------
+
+
+def test_a_request_arrives_once_on_every_stream_of_its_receiver_and_no_other(app, runtime, make_user):
+    alice, bob, carol = make_user(), make_user(), make_user()
+    bobs = [open_stream(app, runtime, bob) for _ in range(2)]
+    others = [open_stream(app, runtime, alice), open_stream(app, runtime, carol)]
+    quiet(*bobs, *others)
+    conn = alice.post("/connect", {"username": bob.username}).get_json()
+    for stream in bobs:
+        assert events_until_ping(stream) == [
+            ("request", None, conn | {"user": {"id": alice.id, "username": alice.username}})
+        ]
+        assert events_until_ping(stream) == []  # once
+    quiet(*others)
+
+
+def test_an_accepted_request_arrives_as_a_contact_on_both_sides_only(app, runtime, make_user):
+    alice, bob, carol = make_user(), make_user(), make_user()
+    conn = alice.post("/connect", {"username": bob.username}).get_json()
+    alices, bobs, carols = ([open_stream(app, runtime, u) for _ in range(2)] for u in (alice, bob, carol))
+    quiet(*alices, *bobs, *carols)
+    accepted = bob.post(f"/connect/accept/{conn['id']}").get_json()
+    with_bob = accepted | {"user": {"id": bob.id, "username": bob.username}}
+    for stream in alices:  # the sender learns that the request was accepted
+        assert events_until_ping(stream) == [("contact", None, with_bob)]
+    for stream in bobs:  # and the receiver's other tabs drop the request
+        [(kind, event_id, data)] = events_until_ping(stream)
+        assert (kind, event_id, data["id"], data["status"]) == ("contact", None, conn["id"], "accepted")
+        assert data["user"] == {"id": alice.id, "username": alice.username}
+    quiet(*alices, *bobs, *carols)
+
+
+def test_a_share_arrives_once_on_every_stream_of_the_grantee_only(app, runtime, connect):
+    alice, bob = connect()
+    file = alice.upload(b"numbers", "q3.txt").get_json()
+    bobs = [open_stream(app, runtime, bob) for _ in range(2)]
+    alices = [open_stream(app, runtime, alice)]
+    quiet(*bobs, *alices)
+    assert alice.post(f"/file/{file['id']}/share", {"username": bob.username}).status_code == 201
+    (shared,) = bob.get("/files").get_json()["shared"]
+    for stream in bobs:
+        assert events_until_ping(stream) == [("share", None, shared)]
+        assert events_until_ping(stream) == []
+    quiet(*alices)
+
+
+def test_reading_in_one_tab_clears_the_count_on_every_tab_of_mine_and_tells_nobody_else(app, runtime, pair):
+    alice, bob = pair
+    bobs = [open_stream(app, runtime, bob) for _ in range(2)]
+    alices = [open_stream(app, runtime, alice)]
+    quiet(*bobs, *alices)
+    ids = [
+        alice.post("/chat/send", {"receiver_id": bob.id, "message": f"m{i}"}).get_json()["id"]
+        for i in range(2)
+    ]
+    for stream in bobs:
+        assert [(kind, event_id) for kind, event_id, _ in events_until_ping(stream)] == [
+            ("message", ids[0]),
+            ("message", ids[1]),
+        ]
+    assert len(events_until_ping(alices[0])) == 2  # her own messages, from her other tab
+    assert bob.post(f"/chat/{alice.id}/read", {"upto": ids[0]}).get_json()["unread"] == 1
+    with_alice = {"id": alice.id, "username": alice.username}
+    for stream in bobs:
+        assert events_until_ping(stream) == [("read", None, {"with": with_alice, "unread": 1})]
+    bob.client.get(f"/chat/{alice.id}")  # the chat page, shown: read up to the newest
+    for stream in bobs:
+        assert events_until_ping(stream) == [("read", None, {"with": with_alice, "unread": 0})]
+    assert bob.post(f"/chat/{alice.id}/read").status_code == 200  # nothing moves: no event
+    quiet(*bobs, *alices)  # read markers are private: alice learns nothing
+
+
+def test_a_read_count_includes_the_messages_shown_before_it_in_the_same_look(app, runtime, pair, monkeypatch):
+    alice, bob = pair
+    stream = open_stream(app, runtime, bob)
+    quiet(stream)
+    first = alice.post("/chat/send", {"receiver_id": bob.id, "message": "one"}).get_json()["id"]
+    assert [e[1] for e in events_until_ping(stream)] == [first]
+    with monkeypatch.context() as lost:  # two wake-ups lost: one look finds both changes
+        lost.setattr(Broker, "publish", lambda self, user_id: None)
+        second = alice.post("/chat/send", {"receiver_id": bob.id, "message": "two"}).get_json()["id"]
+        bob.post(f"/chat/{alice.id}/read", {"upto": first})
+    runtime.broker.publish(bob.id)
+    found = events_until_ping(stream)
+    assert [(kind, event_id) for kind, event_id, _ in found] == [("message", second), ("read", None)]
+    assert found[1][2]["unread"] == 1  # "two", which a page adds before it applies the count
+
+
+def test_the_first_look_replays_no_requests_contacts_shares_or_reads(app, runtime, connect, make_user):
+    alice, bob = connect()
+    alice.post("/chat/send", {"receiver_id": bob.id, "message": "hi"})
+    bob.post(f"/chat/{alice.id}/read")
+    file = alice.upload().get_json()
+    alice.post(f"/file/{file['id']}/share", {"username": bob.username})
+    make_user().post("/connect", {"username": bob.username})
+    stream = open_stream(app, runtime, bob)
+    assert [kind for kind, _, _ in events_until_ping(stream)] == ["message"]  # the undelivered one
+    runtime.broker.publish(bob.id)
+    assert events_until_ping(stream) == []
+
+
+def test_a_stream_shows_new_messages_after_a_deleted_conversation_hands_its_ids_out_again(
+    app, runtime, connect, make_user
+):
+    alice, bob = connect()
+    stream = open_stream(app, runtime, alice)
+    quiet(stream)
+    ids = [
+        alice.post("/chat/send", {"receiver_id": bob.id, "message": f"m{i}"}).get_json()["id"]
+        for i in range(3)
+    ]
+    assert [e[1] for e in events_until_ping(stream)] == ids
+    with app.app_context(), Context(db=db.session, rt=runtime).write() as session:
+        session.execute(delete(Connection).where(Connection.id == _connection_id(session, alice, bob)))
+    runtime.broker.publish(alice.id)  # as removing or blocking a contact does
+    assert events_until_ping(stream) == []
+    _, carol = connect(alice, make_user())
+    again = alice.post("/chat/send", {"receiver_id": carol.id, "message": "to carol"}).get_json()["id"]
+    assert again <= ids[-1]  # SQLite hands out the deleted ids again
+    found = events_until_ping(stream)
+    assert [(kind, data["message"]) for kind, _, data in found if kind == "message"] == [
+        ("message", "to carol")
+    ]
+
+
+def _connection_id(session, a, b) -> int:
+    low, high = sorted((a.id, b.id))
+    return session.scalar(
+        select(Connection.id).where(Connection.pair_low == low, Connection.pair_high == high)
+    )

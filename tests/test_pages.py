@@ -3,7 +3,17 @@
 import pytest
 
 PAGES_LOGGED_OUT = ["/", "/register", "/login", "/help"]
-PAGES_LOGGED_IN = ["/", "/connect", "/connections", "/search?q=a", "/files", "/file/upload"]
+PAGES_LOGGED_IN = [
+    "/",
+    "/connect",
+    "/connections",
+    "/blocks",
+    "/account",
+    "/search?q=a",
+    "/files",
+    "/file/upload",
+    "/logout",
+]
 
 
 @pytest.mark.parametrize("path", PAGES_LOGGED_OUT)

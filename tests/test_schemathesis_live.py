@@ -158,7 +158,12 @@ def known_ids(
     pending = asker_http.post(f"{base}/connect", json={"username": "fuzzer"}, timeout=10).json()
     upload = http.post(f"{base}/file/upload", files={"file": ("seed.txt", b"seed")}, timeout=30)
     assert upload.status_code == 201, upload.text
-    return {"other_id": friend.id, "file_id": upload.json()["id"], "conn_id": pending["id"]}
+    return {
+        "other_id": friend.id,
+        "user_id": friend.id,
+        "file_id": upload.json()["id"],
+        "conn_id": pending["id"],
+    }
 
 
 def stateful_files(schema, who: Identity, base: str, tally: Tally) -> None:

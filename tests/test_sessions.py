@@ -1,5 +1,6 @@
 """Sessions: one login, one fresh session; logout, a password change, account deletion
-and the destruction password end every session of the user at once; sessions expire."""
+and the destruction password end every session of the user at once (a change of the
+destruction password ends none); sessions expire."""
 
 from __future__ import annotations
 
@@ -55,6 +56,16 @@ def test_password_change_keeps_this_device_and_ends_the_others(app, make_user):
     assert _signed_in(user) and not _signed_in(phone)
     assert Session(app).login(user.username, "a brand new one").status_code == 200
     assert Session(app).login(user.username, PASSWORD).status_code == 401
+
+
+def test_a_destruction_password_change_keeps_every_session(app, make_user):
+    """No session was started with the destruction password: changing it signs nobody out."""
+    user = make_user()
+    phone = _second_device(app, user)
+    answer = user.post("/destruction_password", {"password": PASSWORD, "new_d_pass": "a new way out"})
+    assert answer.status_code == 200 and answer.get_json() == {"ok": True}
+    assert _signed_in(user) and _signed_in(phone)
+    assert user.post("/connect", {"username": "nobody"}).status_code == 404  # the same CSRF token still works
 
 
 @pytest.mark.parametrize(

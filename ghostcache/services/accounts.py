@@ -172,9 +172,37 @@ def change_password(ctx: Context, user_id: int, current: str | None, new: str | 
     # A login with a password that matches both destroys (see login()).
     new_hash = ctx.rt.cpu.run(ctx.rt.passwords.hash, new)
     if not _update_user(ctx, user, password_hash=new_hash, session_version=User.session_version + 1):
-        raise Unauthorized("login_required", "Your account no longer exists.")
+        raise _account_gone()
     ctx.publish(user_id)
     return user
+
+
+def change_destruction_password(ctx: Context, user_id: int, current: str | None, new: str | None) -> None:
+    """Replace the destruction password after checking the current login password.
+
+    Sessions stay: none was started with the destruction password, and the caller has
+    just proved the login password, so nothing about who may be signed in changes.
+    """
+    current = _require(current, "password")
+    new = _require(new, "new_d_pass")
+    with ctx.read():
+        user = ctx.db.get(User, user_id)
+    if user is None:  # deleted since the session was checked
+        raise _account_gone()
+    if not ctx.rt.cpu.run(ctx.rt.passwords.verify, user.password_hash, current):
+        raise Unauthorized("invalid_credentials", "The current password is wrong.")
+    _check_password(new)
+    # Compared with the login password the caller has just proved, never with the old
+    # destruction password: no answer here depends on what that one was.
+    if new == current:
+        raise Invalid("same_passwords", "The destruction password must differ from the password.")
+    new_hash = ctx.rt.cpu.run(ctx.rt.passwords.hash, new)
+    if not _update_user(ctx, user, dpass_hash=new_hash):
+        raise _account_gone()
+
+
+def _account_gone() -> Unauthorized:
+    return Unauthorized("login_required", "Your account no longer exists.")
 
 
 def _update_user(ctx: Context, user: User, **values: object) -> bool:

@@ -8,10 +8,9 @@ from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 
-from ..crypto import decrypt_for_user, decrypt_message, encrypt_message, unwrap_user_key
-from ..models import Connection, Message, User
+from ..crypto import CryptoError, decrypt_for_user, decrypt_message, encrypt_message, unwrap_user_key
+from ..models import Connection, Contact, FileAccess, Message, User
 from ..secrets import Secret
-from .accounts import session_user
 from .connections import ACCEPTED, accepted_between
 from .context import MAX_ID, Context, present
 from .errors import Forbidden, Invalid
@@ -45,7 +44,8 @@ def _positive_int(raw: object) -> int | None:
     return None
 
 
-def _not_connected() -> Forbidden:
+def not_connected() -> Forbidden:
+    """403 not_connected: no accepted connection with that user (or no such user)."""
     return Forbidden("not_connected", "You can only chat with accepted contacts.")
 
 
@@ -67,7 +67,7 @@ def send(ctx: Context, me: int, receiver_raw: object, text: object) -> dict:
     with ctx.write():
         keys = _sending_keys(ctx, me, receiver_id) if receiver_id <= MAX_ID else None
         if keys is None:
-            raise _not_connected()
+            raise not_connected()
         user_key = unwrap_user_key(ctx.rt.keyring, keys.keys_database_key)
         wrapped = keys.chat_key_enc_sender if keys.sender_id == me else keys.chat_key_enc_receiver
         timestamp = ctx.now()
@@ -97,13 +97,35 @@ def _sending_keys(ctx: Context, me: int, other: int) -> Any:
 # The hot path (every send and every stream wake-up) runs statements built once, on
 # the tables rather than the ORM classes: building and ORM-compiling them on every
 # call was the largest part of a message's CPU cost (profiled).
-_MESSAGE, _CONN, _USER = (cast(Table, m.__table__) for m in (Message, Connection, User))
-_M, _C, _U = _MESSAGE.c, _CONN.c, _USER.c
+_MESSAGE, _CONN, _USER, _CONTACT, _ACCESS = (
+    cast(Table, m.__table__) for m in (Message, Connection, User, Contact, FileAccess)
+)
+_M, _C, _U, _K, _A = _MESSAGE.c, _CONN.c, _USER.c, _CONTACT.c, _ACCESS.c
 _ROW = (_M.id, _M.connection_id, _M.sender_id, _M.receiver_id, _M.content, _M.timestamp, _M.delivered)
 _MINE = or_(_M.receiver_id == bindparam("me"), _M.sender_id == bindparam("me"))
 _PENDING = select(_M.id).where(_M.receiver_id == bindparam("me"), _M.delivered.is_(False)).limit(1)
 _NEWER = select(*_ROW).where(_MINE, _M.id > bindparam("cursor"))
-_NEWEST = select(func.max(_M.id)).where(_MINE)
+
+
+def _newest(column: Any, owner: Any) -> Any:
+    """The highest id among the rows that `owner == me` picks: one index seek."""
+    return select(func.max(column)).where(owner == bindparam("me")).scalar_subquery()
+
+
+# A stream's whole look in one statement: the session check, whether anything waits for
+# delivery, the newest message to and from me, and the marks of everything else a
+# stream reports (requests, contacts, shares, read markers). Each part is an index seek,
+# so a wake-up for a message costs no more queries than it did before the other events.
+_LOOK = select(
+    _U.session_version,
+    _PENDING.scalar_subquery().label("pending"),
+    _newest(_M.id, _M.receiver_id).label("newest_in"),
+    _newest(_M.id, _M.sender_id).label("newest_out"),
+    _newest(_C.id, _C.receiver_id).label("requests"),
+    _newest(_K.id, _K.owner_id).label("contacts"),
+    _newest(_A.id, _A.user_id).label("shares"),
+    _U.read_version,
+).where(_U.id == bindparam("me"))
 _CLAIM = (
     update(_MESSAGE)
     .where(_M.receiver_id == bindparam("me"), _M.delivered.is_(False))
@@ -155,6 +177,11 @@ class OpenedKeys:
         self.chat: dict[int, Secret] = {}
         self.names: dict[int, str] = {}
 
+    def forget(self) -> None:
+        """Drop the chat keys and names (ids may be handed out again after a deletion)."""
+        self.chat.clear()
+        self.names.clear()
+
     def load(self, ctx: Context, me: int, rows: Sequence[Any]) -> None:
         """Open whatever these rows need that is not open yet."""
         for row in rows:
@@ -178,7 +205,27 @@ class StreamPosition:
     keys: OpenedKeys = field(default_factory=OpenedKeys)
 
 
-def stream_batch(ctx: Context, me: int, position: StreamPosition, session_version: int) -> list[dict] | None:
+@dataclass(frozen=True)
+class Marks:
+    """The newest request to me, contact and share of mine (highest row ids) and my read
+    version, as one look saw them: a stream compares them with what it has seen to know
+    whether anything besides messages is new (see conversations.news)."""
+
+    requests: int
+    contacts: int
+    shares: int
+    reads: int
+
+
+@dataclass(frozen=True)
+class StreamBatch:
+    """What one look found: the messages to show, and the marks of everything else."""
+
+    messages: list[dict]
+    marks: Marks
+
+
+def stream_batch(ctx: Context, me: int, position: StreamPosition, session_version: int) -> StreamBatch | None:
     """What one of my streams shows next (moving its position on), or None once the
     stream's session has ended (logout, password change, deletion, destruction).
 
@@ -189,22 +236,25 @@ def stream_batch(ctx: Context, me: int, position: StreamPosition, session_versio
     sends only the undelivered backlog and starts the cursor at the newest message.
     """
     with ctx.read():  # one snapshot for the session check and what is new
-        account = session_user(ctx, me)
-        if account is None or account.session_version != session_version:
+        look = ctx.db.execute(_LOOK, {"me": me}).first()
+        if look is None or look.session_version != session_version:
             return None
-        pending = ctx.db.scalar(_PENDING, {"me": me})
+        newest = max(look.newest_in or 0, look.newest_out or 0)
+        if position.cursor is not None and position.cursor > newest:
+            position.cursor = newest  # a conversation was deleted: its ids may be handed out again
         newer: Sequence[Any] = []
-        if position.cursor is not None:
+        if position.cursor is not None and newest > position.cursor:
             newer = ctx.db.execute(_NEWER, {"me": me, "cursor": position.cursor}).all()
-    claimed = claim_undelivered(ctx, me) if pending is not None else []
+    claimed = claim_undelivered(ctx, me) if look.pending is not None else []
     rows = {r.id: r for r in newer} | {r.id: r for r in claimed}
     ordered = sorted(rows.values(), key=lambda r: r.id)
-    with ctx.read():
-        if position.cursor is None:
-            position.cursor = ctx.db.scalar(_NEWEST, {"me": me}) or 0
-        views = render(ctx, me, ordered, conversation=True, keys=position.keys)
-    position.cursor = max([position.cursor, *rows])
-    return views
+    views: list[dict] = []
+    if ordered:
+        with ctx.read():
+            views = render(ctx, me, ordered, conversation=True, keys=position.keys)
+    position.cursor = max([newest if position.cursor is None else position.cursor, *rows])
+    marks = Marks(look.requests or 0, look.contacts or 0, look.shares or 0, look.read_version)
+    return StreamBatch(views, marks)
 
 
 def history(
@@ -213,15 +263,15 @@ def history(
     """The newest `limit` messages with a contact older than `before`, oldest first;
     with `claim`, those to me that it shows become delivered."""
     other_id = _positive_int(other_raw)
-    before = _optional_int(before_raw, "before")
-    limit = min(_optional_int(limit_raw, "limit") or DEFAULT_LIMIT, MAX_LIMIT)
+    before = optional_id(before_raw, "before")
+    limit = min(optional_id(limit_raw, "limit") or DEFAULT_LIMIT, MAX_LIMIT)
     if before is not None and before > MAX_ID:
         before = None  # older than an id beyond every row: all of them
     known = other_id is not None and other_id != me and other_id <= MAX_ID
     with ctx.read():
         conn = accepted_between(ctx, me, other_id) if known and other_id is not None else None
         if conn is None:
-            raise _not_connected()
+            raise not_connected()
         query = select(*_ROW).where(_M.connection_id == conn.id)
         if before is not None:
             query = query.where(_M.id < before)
@@ -235,7 +285,8 @@ def history(
         return {"with": user_view(present(other)), "messages": render(ctx, me, rows, delivered)}
 
 
-def _optional_int(raw: object, name: str) -> int | None:
+def optional_id(raw: object, name: str) -> int | None:
+    """A positive whole number, or None when absent; else 400 invalid_parameter."""
     if raw is None or raw == "":
         return None
     value = _positive_int(raw)
@@ -259,10 +310,17 @@ def render(
     with `conversation`, each also names the other party (`with`), as stream events do."""
     if not rows:
         return []
-    keys = keys or OpenedKeys()
-    keys.load(ctx, me, rows)
-    pairs = [(keys.chat[row.connection_id], row.content) for row in rows]
-    texts = _decrypt_all(pairs) if len(pairs) < INLINE_DECRYPTS else ctx.rt.cpu.run(_decrypt_all, pairs)
+    if keys is None:
+        keys = OpenedKeys()
+        texts = _decrypt(ctx, me, rows, keys)
+    else:
+        try:
+            texts = _decrypt(ctx, me, rows, keys)
+        except CryptoError:
+            # A key opened earlier no longer fits: its connection was deleted (removed,
+            # blocked) and SQLite handed the id to a new one. Open them again, once.
+            keys.forget()
+            texts = _decrypt(ctx, me, rows, keys)
     result = []
     for row, text in zip(rows, texts, strict=True):
         flag = None if delivered is None else row.id in delivered
@@ -272,6 +330,12 @@ def render(
             view["with"] = {"id": other, "username": keys.names[other]}
         result.append(view)
     return result
+
+
+def _decrypt(ctx: Context, me: int, rows: Sequence[Any], keys: OpenedKeys) -> list[str]:
+    keys.load(ctx, me, rows)
+    pairs = [(keys.chat[row.connection_id], row.content) for row in rows]
+    return _decrypt_all(pairs) if len(pairs) < INLINE_DECRYPTS else ctx.rt.cpu.run(_decrypt_all, pairs)
 
 
 def _decrypt_all(pairs: list[tuple[Secret, str]]) -> list[str]:

@@ -1,41 +1,49 @@
-"""Contact requests: ask, list, accept (with key generation), deny (which blocks)."""
+"""Contact requests: ask, list, withdraw, accept (with key generation), deny (which
+blocks); removing a contact; blocking and unblocking anyone."""
 
 from __future__ import annotations
 
 from typing import cast
 
 from sqlalchemy import CursorResult, delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from ..crypto import Keyring, encrypt_for_user, generate_rsa_keypair, new_chat_key, unwrap_user_key
 from ..models import Blacklist, Connection, Contact, File, FileAccess, User
-from .context import Context, present
-from .errors import Conflict, Invalid, not_found
-from .users import add_unique, require_peer
-from .views import connection_view
+from .context import MAX_ID, Context, present
+from .errors import Conflict, Forbidden, Invalid, NotFound, not_found
+from .users import require_by_name, require_peer
+from .views import connection_view, iso, user_view
 
 PENDING, ACCEPTED, DENIED = "pending", "accepted", "denied"
 
 
 def request_connection(ctx: Context, me: int, username: str | None) -> dict:
     """Send a contact request to `username`."""
-    target = require_peer(
-        ctx,
-        me,
-        username,
-        Invalid("cannot_connect_to_self", "You cannot send a request to yourself."),
-        "You cannot connect with this user.",
-    )
-    if _between(ctx, me, target.id) is not None:
-        raise _already()
-    conn = Connection(
-        sender_id=me,
-        receiver_id=target.id,
-        pair_low=min(me, target.id),
-        pair_high=max(me, target.id),
-        status=PENDING,
-        created_at=ctx.now(),
-    )
-    add_unique(ctx, conn, _already())  # both sides may ask at the same moment
+    # One transaction from the checks to the insert: a block cannot slip in between.
+    try:
+        with ctx.write():
+            target = require_peer(
+                ctx,
+                me,
+                username,
+                Invalid("cannot_connect_to_self", "You cannot send a request to yourself."),
+                "You cannot connect with this user.",
+            )
+            if _between(ctx, me, target.id) is not None:
+                raise _already()
+            conn = Connection(
+                sender_id=me,
+                receiver_id=target.id,
+                pair_low=min(me, target.id),
+                pair_high=max(me, target.id),
+                status=PENDING,
+                created_at=ctx.now(),
+            )
+            ctx.db.add(conn)
+    except IntegrityError:  # both sides asked at the same moment
+        raise _already() from None
+    ctx.publish(target.id)  # their open pages show the request
     return connection_view(conn, target)
 
 
@@ -44,9 +52,12 @@ def _already() -> Conflict:
 
 
 def _between(ctx: Context, a: int, b: int) -> Connection | None:
-    return ctx.db.scalar(
-        select(Connection).where(Connection.pair_low == min(a, b), Connection.pair_high == max(a, b))
-    )
+    return ctx.db.scalar(select(Connection).where(_pair(a, b)))
+
+
+def _pair(a: int, b: int):
+    """The condition that picks the one connection row between a and b."""
+    return (Connection.pair_low == min(a, b)) & (Connection.pair_high == max(a, b))
 
 
 def accepted_between(ctx: Context, a: int, b: int) -> Connection | None:
@@ -92,6 +103,21 @@ def _not_pending() -> Conflict:
     return Conflict("not_pending", "That request has already been answered.")
 
 
+def withdraw(ctx: Context, me: int, conn_id: int) -> dict:
+    """Take back a pending request I sent: its row goes, so its receiver no longer sees
+    it. Answers the receiver (a user object)."""
+    with ctx.write():
+        conn = ctx.get(Connection, conn_id)
+        if conn is None or conn.sender_id != me:
+            raise not_found("That request")
+        statement = delete(Connection).where(Connection.id == conn.id, Connection.status == PENDING)
+        if not cast(CursorResult, ctx.db.execute(statement)).rowcount:
+            raise _not_pending()
+        receiver = user_view(present(ctx.db.get(User, conn.receiver_id)))
+    ctx.publish(conn.receiver_id)  # its streams look again (and step back a reused id)
+    return receiver
+
+
 def accept(ctx: Context, me: int, conn_id: int) -> dict:
     """Accept a request: key pairs and a chat key for both sides, mirror contacts, one commit."""
     with ctx.read():
@@ -119,6 +145,7 @@ def accept(ctx: Context, me: int, conn_id: int) -> dict:
                 Contact(owner_id=receiver.id, contact_id=sender.id, connection_id=conn.id, created_at=now),
             ]
         )
+    ctx.publish(sender.id, receiver.id)  # both sides' open pages show the new contact
     with ctx.read():
         ctx.db.refresh(conn)
         return connection_view(conn, sender)
@@ -182,3 +209,87 @@ def _blocks(ctx: Context, blocker: int, blocked: int) -> bool:
         )
         is not None
     )
+
+
+def remove_contact(ctx: Context, me: int, other_id: int) -> dict:
+    """End an accepted connection for both people: the connection, both Contact rows and
+    the whole conversation go (they cascade from the connection), and so do file shares
+    between the two, both ways. Either may send a new request afterwards."""
+    with ctx.write():
+        conn = _accepted_with(ctx, me, other_id)
+        if conn is None:
+            raise Forbidden("not_connected", "That user is not one of your contacts.")
+        other = user_view(present(ctx.db.get(User, other_id)))
+        ctx.db.execute(delete(Connection).where(Connection.id == conn.id))
+        _revoke_shares_between(ctx, me, other_id)
+    _announce_deletion(ctx, me, other_id)
+    return {"removed": True, "user": other}
+
+
+def _accepted_with(ctx: Context, me: int, other_id: int) -> Connection | None:
+    """accepted_between, for an id from a URL: None for myself and for ids no row has."""
+    if other_id == me or not 0 < other_id <= MAX_ID:
+        return None
+    return accepted_between(ctx, me, other_id)
+
+
+def _announce_deletion(ctx: Context, me: int, other_id: int) -> None:
+    """After a commit that deleted a conversation: both people's open streams re-check,
+    and the deleted rows become unreadable in the data folder too."""
+    ctx.publish(me, other_id)
+    ctx.erase_deleted()
+
+
+def block(ctx: Context, me: int, username: str | None) -> dict:
+    """Block anyone, contact or not: any connection between us (pending either way,
+    accepted or denied) goes with its conversation, and shares go both ways."""
+    if not username:
+        raise Invalid("missing_field", "The field 'username' is required.")
+    try:
+        with ctx.write():
+            target = _blockable(ctx, me, username)
+            ctx.db.add(Blacklist(blocker_id=me, blocked_id=target.id, created_at=ctx.now()))
+            ctx.db.execute(delete(Connection).where(_pair(me, target.id)))
+            _revoke_shares_between(ctx, me, target.id)
+            blocked = user_view(target)
+    except IntegrityError:  # a racing block of the same user committed first
+        raise _already_blocked() from None
+    _announce_deletion(ctx, me, blocked["id"])
+    return {"blocked": blocked}
+
+
+def _blockable(ctx: Context, me: int, username: str) -> User:
+    target = require_by_name(ctx, username)
+    if target.id == me:
+        raise Invalid("cannot_block_self", "You cannot block yourself.")
+    if _blocks(ctx, me, target.id):
+        raise _already_blocked()
+    return target
+
+
+def _already_blocked() -> Conflict:
+    return Conflict("already_blocked", "You already block this user.")
+
+
+def list_blocked(ctx: Context, me: int) -> dict:
+    """The people I block (never who blocks me), newest first."""
+    with ctx.read():
+        rows = ctx.db.execute(
+            select(Blacklist.created_at, User)
+            .join(User, User.id == Blacklist.blocked_id)
+            .where(Blacklist.blocker_id == me)
+            .order_by(Blacklist.created_at.desc(), Blacklist.id.desc())
+        ).all()
+    return {"blocked": [{"user": user_view(user), "since": iso(since)} for since, user in rows]}
+
+
+def unblock(ctx: Context, me: int, other_id: int) -> dict:
+    """Stop blocking someone. A denied request left between us goes too, so either may
+    ask again, unless the other side blocks me as well: their block stays."""
+    with ctx.write():
+        user = ctx.get(User, other_id)
+        mine = (Blacklist.blocker_id == me) & (Blacklist.blocked_id == other_id)
+        if user is None or not cast(CursorResult, ctx.db.execute(delete(Blacklist).where(mine))).rowcount:
+            raise NotFound("not_found", "You do not block that user.")
+        ctx.db.execute(delete(Connection).where(_pair(me, other_id), Connection.status == DENIED))
+        return {"unblocked": True, "user": user_view(user)}

@@ -252,6 +252,7 @@ def share(ctx: Context, me: int, file_id: int, username: str | None) -> dict:
         raise _already_shared()
     grant = FileAccess(file_id=file.id, user_id=target.id, granted_at=ctx.now())
     add_unique(ctx, grant, _already_shared())
+    ctx.publish(target.id)  # their open pages show the share
     return {"file_id": file.id, "user": user_view(target)}
 
 

@@ -1,4 +1,4 @@
-"""Accounts: register, login, logout, delete, CSRF token, help page."""
+"""Accounts: register, login, logout, the account page and its changes, delete, CSRF token, help page."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from flask import (
 from flask_wtf.csrf import generate_csrf
 from werkzeug.exceptions import MethodNotAllowed
 
-from ..services import accounts
+from ..services import accounts, conversations
 from ..services.views import user_view
 from .errors import on_error
 from .inputs import text_field
@@ -41,7 +41,10 @@ USAGE_GUIDE = Path(__file__).resolve().parent.parent / "templates" / "usage.md"
 
 @bp.get("/")
 def index():
-    return render_template("index.html")
+    """Signed in: requests for me, then my conversations. Signed out: what GhostCache is."""
+    if g.get("user") is None:
+        return render_template("index.html")
+    return render_template("index.html", **conversations.overview(context(), me()))
 
 
 @bp.get("/help")
@@ -128,9 +131,17 @@ def logout():
     return respond({"ok": True}, 200, html=lambda: back_to("auth.index", "You are logged out."))
 
 
+@bp.get("/account")
+@login_required
+def account():
+    """The account page; a script learns who it is signed in as."""
+    user = {"id": g.user.id, "username": g.user.username}
+    return respond({"user": user}, 200, html=lambda: render_template("account.html"))
+
+
 @bp.post("/password")
 @login_required
-@on_error(endpoint="auth.index")
+@on_error(endpoint="auth.account")
 def change_password():
     ctx = context()
     user = accounts.change_password(ctx, me(), text_field("password"), text_field("new_password"))
@@ -138,13 +149,22 @@ def change_password():
     return respond(
         {"ok": True, "csrf_token": generate_csrf()},
         200,
-        html=lambda: back_to("auth.index", "Password changed. Other devices are signed out."),
+        html=lambda: back_to("auth.account", "Password changed. Other devices are signed out."),
     )
+
+
+@bp.post("/destruction_password")
+@login_required
+@on_error(endpoint="auth.account")
+def change_destruction_password():
+    """Sessions stay as they are (see accounts.change_destruction_password)."""
+    accounts.change_destruction_password(context(), me(), text_field("password"), text_field("new_d_pass"))
+    return respond({"ok": True}, 200, html=lambda: back_to("auth.account", "Destruction password changed."))
 
 
 @bp.post("/delete_account")
 @login_required
-@on_error(endpoint="auth.index")
+@on_error(endpoint="auth.account")
 def delete_account():
     accounts.delete_account(context(), me())
     end_session()

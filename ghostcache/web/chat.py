@@ -1,4 +1,5 @@
-"""Chat: send, poll, history page, and the live Server-Sent Events stream."""
+"""Chat: send, poll, history page, read markers, the conversation list, and the live
+Server-Sent Events stream."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from flask import (
 )
 
 from ..app import service_context
-from ..services import chat, live
+from ..services import chat, conversations, live
 from .disconnect import watch_disconnect
 from .errors import on_error
 from .inputs import raw_field
@@ -50,19 +51,37 @@ def poll():
 @login_required
 def page(other_id: int):
     args = request.args
-    # Opened from another site's link, the page shows the messages but marks none delivered.
-    found = chat.history(
-        context(), me(), other_id, args.get("before"), args.get("limit"), claim=not from_elsewhere()
-    )
-    return respond(found, 200, html=lambda: _chat_page(found))
+    # Opened from another site's link, the page shows the messages but marks none
+    # delivered, nor read.
+    ours = not from_elsewhere()
+    found = chat.history(context(), me(), other_id, args.get("before"), args.get("limit"), claim=ours)
+    return respond(found, 200, html=lambda: _chat_page(found, shown_is_read=ours))
 
 
-def _chat_page(found: dict) -> str:
+def _chat_page(found: dict, shown_is_read: bool) -> str:
+    """The page; what a person sees on it counts as read (scripts POST .../read instead)."""
     messages = found["messages"]
+    if shown_is_read and messages:
+        conversations.mark_read(context(), me(), found["with"]["id"], messages[-1]["id"])
     older_url = None
     if messages and len(messages) >= chat.DEFAULT_LIMIT:
         older_url = url_for("chat.page", other_id=found["with"]["id"], before=messages[0]["id"])
     return render_template("chat.html", with_user=found["with"], messages=messages, older_url=older_url)
+
+
+@bp.post("/chat/<int:other_id>/read")
+@login_required
+@on_error(endpoint="auth.index")
+def read(other_id: int):
+    marked = conversations.mark_read(context(), me(), other_id, raw_field("upto"))
+    return respond(marked, 200, html=lambda: redirect(url_for("chat.page", other_id=other_id)))
+
+
+@bp.get("/conversations")
+@login_required
+def conversation_list():
+    found = conversations.overview(context(), me(), with_previews=request.args.get("preview") != "0")
+    return respond(found, 200, html=lambda: render_template("index.html", **found))
 
 
 @bp.post("/chat/<int:other_id>")
@@ -108,5 +127,7 @@ def _frames(events: Iterator[live.StreamEvent]) -> Iterator[str]:
     for event in events:
         if event.kind == "ping":
             yield ": ping\n\n"
+        elif event.id is None:  # not a message: no id, so Last-Event-ID stays a message id
+            yield f"event: {event.kind}\ndata: {json.dumps(event.data)}\n\n"
         else:
             yield f"id: {event.id}\nevent: {event.kind}\ndata: {json.dumps(event.data)}\n\n"

@@ -1,4 +1,4 @@
-"""Contact requests: ask, list, accept, deny."""
+"""Contact requests: ask, list, withdraw, accept, deny; removing contacts; blocking."""
 
 from __future__ import annotations
 
@@ -51,3 +51,46 @@ def accept(conn_id: int):
 def deny(conn_id: int):
     conn = connections.deny(context(), me(), conn_id)
     return respond(conn, 200, html=lambda: back_to("connections.index", "Request denied."))
+
+
+@bp.post("/connect/withdraw/<int:conn_id>")
+@login_required
+@on_error(endpoint="connections.index")
+def withdraw(conn_id: int):
+    other = connections.withdraw(context(), me(), conn_id)
+    message = f"Request to {other['username']} withdrawn."
+    return respond({"withdrawn": True}, 200, html=lambda: back_to("connections.index", message))
+
+
+@bp.post("/contacts/<int:user_id>/remove")
+@login_required
+@on_error(endpoint="connections.index")
+def remove(user_id: int):
+    removed = connections.remove_contact(context(), me(), user_id)
+    message = f"{removed['user']['username']} removed; your conversation is deleted."
+    return respond(removed, 200, html=lambda: back_to("connections.index", message))
+
+
+@bp.post("/block")
+@login_required
+@on_error(endpoint="connections.blocks")
+def block():
+    blocked = connections.block(context(), me(), text_field("username"))
+    message = f"{blocked['blocked']['username']} is blocked."
+    return respond(blocked, 200, html=lambda: back_to("connections.blocks", message))
+
+
+@bp.get("/blocks")
+@login_required
+def blocks():
+    found = connections.list_blocked(context(), me())
+    return respond(found, 200, html=lambda: render_template("blocks.html", **found))
+
+
+@bp.post("/blocks/<int:user_id>/unblock")
+@login_required
+@on_error(endpoint="connections.blocks")
+def unblock(user_id: int):
+    unblocked = connections.unblock(context(), me(), user_id)
+    message = f"{unblocked['user']['username']} is no longer blocked."
+    return respond(unblocked, 200, html=lambda: back_to("connections.blocks", message))

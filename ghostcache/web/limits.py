@@ -23,7 +23,7 @@ POLICY: dict[str, tuple[str, tuple[str, ...], str]] = {
     "connect": ("30/hour", ("connections.connect",), "user"),
     "send": ("120/minute", ("chat.send", "chat.post"), "user"),
     "upload": ("30/hour", ("files.upload",), "user"),
-    "password": ("10/hour", ("auth.change_password",), "user"),
+    "password": ("10/hour", ("auth.change_password", "auth.change_destruction_password"), "user"),
 }
 
 
