@@ -14,6 +14,7 @@ from ghostcache import create_app
 from ghostcache.database import upgrade
 from ghostcache.extensions import db
 from ghostcache.models import File
+from ghostcache.web.files import time_left
 from tests.conftest import JSON, BufferedClient, Session
 from tests.test_upload_stream import multipart, post_body
 
@@ -333,6 +334,56 @@ def test_view_page_has_the_decrypt_form_and_never_the_key(connect):
     assert "Shared with" not in bob.client.get(f"/file/{file_id}/view").get_data(as_text=True)
     listing = bob.client.get("/files").get_data(as_text=True)
     assert f'href="/file/{file_id}/view"' in listing
+
+
+def test_upload_page_gives_the_key_link_with_the_key_in_its_fragment(make_user):
+    alice = make_user()
+    page = alice.client.post(
+        "/file/upload",
+        data={"file": (io.BytesIO(b"for bob"), "for-bob.txt")},
+        headers={"X-CSRFToken": alice.token},
+        content_type="multipart/form-data",
+    )
+    html = page.get_data(as_text=True)
+    key = KEY_RE.search(html).group(0)
+    file_id = alice.get("/files").get_json()["owned"][0]["id"]
+    link = re.search(r'<textarea id="file-link"[^>]*>([^<]*)</textarea>', html).group(1)
+    assert link == f"http://localhost/file/{file_id}/view#key={key}"
+    assert '<label for="file-link">' in html and 'data-copy-target="file-link"' in html
+
+
+@pytest.mark.parametrize(
+    ("left", "text"),
+    [
+        (timedelta(days=365), "in 365 days"),
+        (timedelta(days=7) - timedelta(seconds=1), "in 7 days"),
+        (timedelta(days=2, hours=13), "in 3 days"),
+        (timedelta(days=2), "in 2 days"),
+        (timedelta(hours=47, minutes=59), "in 48 hours"),
+        (timedelta(hours=2), "in 2 hours"),
+        (timedelta(hours=1, minutes=59), "in 119 minutes"),
+        (timedelta(minutes=1, seconds=59), "in 1 minute"),
+        (timedelta(seconds=59), "in less than a minute"),
+        (timedelta(0), "now"),
+    ],
+)
+def test_time_left_is_rounded_to_days_then_hours_then_minutes(left, text):
+    assert time_left(left) == text
+
+
+def test_file_pages_say_how_long_a_file_has_left_without_script(clock, connect):
+    alice, bob = connect()
+    file_id = alice.upload(b"x", "soon.txt", expiry_days="7").get_json()["id"]
+    alice.post(f"/file/{file_id}/share", {"username": bob.username})
+    clock.advance(days=4, hours=1)
+    expiry = alice.get(f"/file/{file_id}/view").get_json()["expiry"]
+    assert "time_left" not in alice.get("/files").get_data(as_text=True)  # JSON as before
+    for who, path in ((alice, "/files"), (bob, "/files"), (alice, f"/file/{file_id}/view")):
+        html = who.client.get(path).get_data(as_text=True)
+        assert "in 3 days" in html, path
+        assert f'<time datetime="{expiry}"' in html, path
+    clock.advance(days=2, hours=22)
+    assert "in 60 minutes" in alice.client.get(f"/file/{file_id}/view").get_data(as_text=True)
 
 
 def test_only_the_file_page_loads_the_decryption_scripts(make_user):

@@ -3,16 +3,37 @@
   'use strict';
 
   var chatView = null; /* set by the chat page: where its contact's messages go */
+  var listView = null; /* set by pages with the conversation list (home, chat) */
+  var requestsView = null; /* set by the home page: its pending contact requests */
 
   function csrfToken() {
     var meta = document.querySelector('meta[name="csrf-token"]');
     return meta ? meta.getAttribute('content') : '';
   }
 
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text != null) node.textContent = text;
+    return node;
+  }
+
+  function each(nodes, fn) {
+    Array.prototype.forEach.call(nodes, fn);
+  }
+
+  function chatHref(userId) {
+    return '/chat/' + encodeURIComponent(String(userId));
+  }
+
+  function onScreen() {
+    return document.visibilityState === 'visible';
+  }
+
   /* 1. Confirm before destructive submits: buttons (or links) and forms with data-confirm. */
   document.addEventListener('click', function (event) {
-    var el = event.target.closest && event.target.closest('button[data-confirm], input[data-confirm], a[data-confirm]');
-    if (el && !el.disabled && !window.confirm(el.getAttribute('data-confirm'))) {
+    var control = event.target.closest && event.target.closest('button[data-confirm], input[data-confirm], a[data-confirm]');
+    if (control && !control.disabled && !window.confirm(control.getAttribute('data-confirm'))) {
       event.preventDefault();
       event.stopImmediatePropagation();
     }
@@ -79,13 +100,78 @@
     }
   });
 
-  /* 3. Chat: live updates over Server-Sent Events, and sending without a reload. */
-  function formatTime(ts) {
-    return typeof ts === 'string' ? ts.slice(0, 16).replace('T', ' ') + ' UTC' : '';
+  /* 3. Times in the reader's own time zone. The server writes UTC: the datetime attribute
+     (which stays) and the text "2024-12-03 14:05 UTC" (what shows without this file).
+     Here the text becomes local: today "14:05", this year "3 Dec, 14:05", otherwise with
+     the year, in the browser's language; the title holds the full local date and time. */
+  var timeFormats = null;
+
+  function makeTimeFormats() {
+    try {
+      // Two-digit hours where the clock counts to 24 ("09:05"), not before AM/PM ("9:05 AM").
+      var probe = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' }).resolvedOptions();
+      var hour = probe.hourCycle === 'h23' || probe.hourCycle === 'h24' || probe.hour12 === false ? '2-digit' : 'numeric';
+      var format = function (options) { return new Intl.DateTimeFormat(undefined, options); };
+      return {
+        today: format({ hour: hour, minute: '2-digit' }),
+        thisYear: format({ day: 'numeric', month: 'short', hour: hour, minute: '2-digit' }),
+        otherYear: format({ day: 'numeric', month: 'short', year: 'numeric', hour: hour, minute: '2-digit' }),
+        dateOnly: format({ day: 'numeric', month: 'short', year: 'numeric' }),
+        full: format({ dateStyle: 'full', timeStyle: 'long' })
+      };
+    } catch (err) {
+      return null; /* no Intl: the UTC text stays */
+    }
   }
 
-  function onScreen() {
-    return document.visibilityState === 'visible';
+  function sameDay(a, b) {
+    return a.getFullYear() === b.getFullYear() && a.getMonth() === b.getMonth() && a.getDate() === b.getDate();
+  }
+
+  function localizeTime(time) {
+    var formats = timeFormats || (timeFormats = makeTimeFormats());
+    var moment = new Date(time.getAttribute('datetime') || '');
+    if (!formats || isNaN(moment.getTime())) return;
+    var now = new Date();
+    var format = time.hasAttribute('data-date-only') ? formats.dateOnly
+      : sameDay(moment, now) ? formats.today
+      : moment.getFullYear() === now.getFullYear() ? formats.thisYear
+      : formats.otherYear;
+    time.textContent = format.format(moment);
+    time.title = formats.full.format(moment);
+  }
+
+  function localizeTimes() {
+    each(document.querySelectorAll('time[datetime]'), localizeTime);
+  }
+
+  /* A <time> for a timestamp that arrived in JSON, written like the server's, then local. */
+  function timeElement(ts) {
+    var time = document.createElement('time');
+    setTime(time, ts);
+    return time;
+  }
+
+  function setTime(time, ts) {
+    if (typeof ts !== 'string') return;
+    time.setAttribute('datetime', ts);
+    time.textContent = ts.slice(0, 16).replace('T', ' ') + ' UTC';
+    localizeTime(time);
+  }
+
+  /* 4. Chat: live updates over Server-Sent Events, sending without a reload, and older
+     messages loaded as the list is scrolled up. */
+  function hasMessage(list, id) {
+    return list.querySelector('li[data-id="' + Number(id) + '"]') !== null;
+  }
+
+  function messageItem(msg, meId) {
+    var li = el('li', 'msg ' + (String(msg.sender_id) === meId ? 'mine' : 'theirs'));
+    li.setAttribute('data-id', String(msg.id));
+    li.appendChild(el('span', 'msg-sender', msg.sender || ''));
+    li.appendChild(el('p', 'msg-text', msg.message || ''));
+    li.appendChild(timeElement(msg.timestamp));
+    return li;
   }
 
   function initChat(list) {
@@ -94,41 +180,25 @@
     var meName = list.getAttribute('data-me') || '';
     var empty = document.getElementById('no-messages');
 
-    function nearBottomScroll() {
+    function scrollToEnd() {
       list.scrollTop = list.scrollHeight;
     }
 
-    function hasMessage(id) {
-      var items = list.querySelectorAll('li[data-id]');
-      for (var i = 0; i < items.length; i++) {
-        if (items[i].getAttribute('data-id') === String(id)) return true;
-      }
-      return false;
+    function nearEnd() {
+      return list.scrollHeight - list.scrollTop - list.clientHeight < 80;
     }
 
     function appendMessage(msg) {
-      if (msg.id == null || hasMessage(msg.id)) return;
-      var li = document.createElement('li');
-      li.className = 'msg ' + (String(msg.sender_id) === meId ? 'mine' : 'theirs');
-      li.setAttribute('data-id', String(msg.id));
-      var sender = document.createElement('span');
-      sender.className = 'msg-sender';
-      sender.textContent = msg.sender || '';
-      var text = document.createElement('p');
-      text.className = 'msg-text';
-      text.textContent = msg.message || '';
-      var time = document.createElement('time');
-      if (msg.timestamp) time.setAttribute('datetime', msg.timestamp);
-      time.textContent = formatTime(msg.timestamp);
-      li.appendChild(sender);
-      li.appendChild(text);
-      li.appendChild(time);
-      list.appendChild(li);
+      if (msg.id == null || hasMessage(list, msg.id)) return;
+      // Someone reading older messages stays where they are; otherwise follow the new one.
+      var follow = nearEnd() || String(msg.sender_id) === meId;
+      list.appendChild(messageItem(msg, meId));
       if (empty) empty.hidden = true;
-      nearBottomScroll();
+      if (follow) scrollToEnd();
     }
 
-    nearBottomScroll();
+    scrollToEnd();
+    initOlderMessages(list, meId);
 
     // What is shown on a visible page is read: say so, so that every tab clears its count.
     // A message that arrives while the tab is hidden is read when the tab is shown again.
@@ -238,10 +308,82 @@
     }
   }
 
-  /* 4. Unread counts per conversation, for the tab's title and the home page's badges.
-     Each count covers the messages up to lastId: a message event at or below it is
-     already counted (the home page rendered it, or GET /conversations returned it), and
-     a `read` event brings the server's count. Until the counts are known, events wait. */
+  /* Older messages: scrolled to the top of the list, or following the "Older messages"
+     link (which without this file opens the previous page), the page before the oldest
+     shown is fetched and put above it, and what was on screen stays where it was. A page
+     shorter than asked for is the beginning of the conversation. Quietly: nothing is
+     announced and focus stays put. */
+  var NEAR_TOP = 40; /* px */
+
+  function initOlderMessages(list, meId) {
+    var link = document.getElementById('older-link');
+    var url = list.getAttribute('data-history-url');
+    var pageSize = Number(list.getAttribute('data-page-size')) || 50;
+    if (!link || !url || !window.fetch) return;
+    var loading = false;
+    var stopped = false;
+
+    function oldestId() {
+      var first = list.querySelector('li[data-id]');
+      return first ? Number(first.getAttribute('data-id')) : 0;
+    }
+
+    function prepend(messages) {
+      var fragment = document.createDocumentFragment();
+      messages.forEach(function (msg) {
+        if (msg && msg.id != null && !hasMessage(list, msg.id)) fragment.appendChild(messageItem(msg, meId));
+      });
+      var height = list.scrollHeight;
+      var top = list.scrollTop;
+      list.insertBefore(fragment, list.firstChild);
+      list.scrollTop = top + (list.scrollHeight - height); /* the added height goes above the view */
+    }
+
+    function reachedTheBeginning() {
+      stopped = true;
+      if (document.activeElement === link) list.focus(); /* the link goes: keep the keyboard near */
+      link.parentNode.hidden = true;
+    }
+
+    function loadOlder() {
+      var oldest = oldestId();
+      if (loading || stopped || !oldest) return;
+      loading = true;
+      list.setAttribute('aria-busy', 'true');
+      fetch(url + '?before=' + oldest + '&limit=' + pageSize, {
+        credentials: 'same-origin',
+        headers: { 'Accept': 'application/json' }
+      }).then(function (response) {
+        if (!response.ok) throw new Error('history answered ' + response.status);
+        return response.json();
+      }).then(function (data) {
+        var messages = (data && data.messages) || [];
+        prepend(messages);
+        if (messages.length < pageSize) reachedTheBeginning();
+        else link.href = url + '?before=' + oldestId();
+      }).catch(function () {
+        stopped = true; /* no retry storm while scrolling: the link still opens the older page */
+      }).then(function () {
+        loading = false;
+        list.removeAttribute('aria-busy');
+      });
+    }
+
+    list.addEventListener('scroll', function () {
+      if (list.scrollTop < NEAR_TOP) loadOlder();
+    }, { passive: true });
+
+    link.addEventListener('click', function (event) {
+      if (stopped) return;
+      event.preventDefault();
+      loadOlder();
+    });
+  }
+
+  /* 5. Unread counts per conversation, for the tab's title and the conversation list's
+     badges. Each count covers the messages up to lastId: a message event at or below it is
+     already counted (the page rendered it, or GET /conversations returned it), and a
+     `read` event brings the server's count. Until the counts are known, events wait. */
   var unread = {
     counts: {},
     ready: false,
@@ -292,19 +434,41 @@
 
   /* Pages without the conversation list learn the counts from GET /conversations
      (without previews: they cost the server a decryption each). */
-  function fetchUnread() {
-    if (!window.fetch) return seedUnread([]);
-    fetch('/conversations?preview=0', { credentials: 'same-origin', headers: { 'Accept': 'application/json' } })
+  function serverCounts() {
+    return fetch('/conversations?preview=0', { credentials: 'same-origin', headers: { 'Accept': 'application/json' } })
       .then(function (response) { return response.ok ? response.json() : { conversations: [] }; })
       .catch(function () { return { conversations: [] }; })
       .then(function (data) {
-        seedUnread((data.conversations || []).map(function (c) {
+        return (data.conversations || []).map(function (c) {
           return { id: c.user.id, n: c.unread, lastId: c.last_message ? c.last_message.id : 0 };
-        }));
+        });
       });
   }
 
-  /* 5. The home page's conversation list: badges, last message, most recent on top. */
+  function fetchUnread() {
+    if (!window.fetch) return seedUnread([]);
+    serverCounts().then(seedUnread);
+  }
+
+  /* Only messages are replayed after a reconnect (Last-Event-ID): a `read` from another tab
+     in the gap would leave a stale badge. So a reconnected stream asks for the counts again;
+     a count the stream has already moved past keeps its own figure. */
+  function resyncUnread() {
+    if (!window.fetch || !unread.ready) return;
+    serverCounts().then(function (entries) {
+      entries.forEach(function (entry) {
+        var count = countFor(entry.id);
+        if (entry.lastId >= count.lastId) {
+          count.n = entry.n;
+          count.lastId = entry.lastId;
+        }
+      });
+      showUnread();
+    });
+  }
+
+  /* 6. The conversation list (home page, and beside the chat): badges, last message,
+     most recent on top. Beside the chat the rows show no preview (data-previews="0"). */
   var PREVIEW_CHARS = 100;
 
   function preview(text) {
@@ -312,20 +476,13 @@
     return line.length <= PREVIEW_CHARS ? line : line.slice(0, PREVIEW_CHARS - 1).trim() + '\u2026';
   }
 
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text != null) node.textContent = text;
-    return node;
-  }
-
-  function buildRow(user) {
+  function buildRow(user, withPreview) {
     var li = el('li', 'item conversation');
     li.setAttribute('data-user-id', String(user.id));
     li.setAttribute('data-last-id', '0');
     var main = el('div', 'item-main');
     var link = el('a', 'conversation-name', user.username);
-    link.href = '/chat/' + encodeURIComponent(String(user.id));
+    link.href = chatHref(user.id);
     var badge = el('span', 'badge unread-count');
     badge.hidden = true;
     badge.appendChild(el('span', 'visually-hidden', ', '));
@@ -333,22 +490,23 @@
     badge.appendChild(el('span', 'visually-hidden', ' unread'));
     link.appendChild(badge);
     main.appendChild(link);
-    main.appendChild(el('p', 'conversation-preview', 'No messages yet.'));
+    if (withPreview) main.appendChild(el('p', 'conversation-preview', 'No messages yet.'));
     li.appendChild(main);
     return li;
   }
 
-  function initHome(list) {
+  function initConversations(list) {
     var empty = document.getElementById('no-conversations');
+    var withPreview = list.getAttribute('data-previews') !== '0';
     var rows = {};
-    Array.prototype.forEach.call(list.querySelectorAll('li[data-user-id]'), function (li) {
+    each(list.querySelectorAll('li[data-user-id]'), function (li) {
       rows[li.getAttribute('data-user-id')] = li;
     });
 
     function rowFor(user) {
       var key = String(user.id);
       if (!rows[key]) {
-        rows[key] = buildRow(user);
+        rows[key] = buildRow(user, withPreview);
         // Contacts without messages come last, the newest first.
         var firstQuiet = list.querySelector('li[data-last-id="0"]');
         list.insertBefore(rows[key], firstQuiet);
@@ -361,11 +519,9 @@
       var li = rowFor(msg.with);
       if (msg.id <= Number(li.getAttribute('data-last-id'))) return;
       li.setAttribute('data-last-id', String(msg.id));
-      var mine = String(msg.sender_id) === meId;
-      li.querySelector('.conversation-preview').textContent = (mine ? 'You: ' : '') + preview(msg.message);
-      var time = li.querySelector('time') || li.appendChild(document.createElement('time'));
-      time.setAttribute('datetime', msg.timestamp || '');
-      time.textContent = formatTime(msg.timestamp);
+      var line = li.querySelector('.conversation-preview');
+      if (line) line.textContent = (String(msg.sender_id) === meId ? 'You: ' : '') + preview(msg.message);
+      setTime(li.querySelector('time') || li.appendChild(document.createElement('time')), msg.timestamp);
       list.insertBefore(li, list.firstChild);
     }
 
@@ -378,44 +534,202 @@
       });
     }
 
-    function dropRequest(connectionId) {
-      var request = document.querySelector('#requests li[data-connection-id="' + connectionId + '"]');
-      if (request) request.parentNode.removeChild(request);
-    }
-
     unread.listeners.push(showCounts);
-    homeView = { showMessage: showMessage, addContact: rowFor, dropRequest: dropRequest };
+    listView = { showMessage: showMessage, addContact: rowFor };
     seedUnread(Object.keys(rows).map(function (id) {
       var badge = rows[id].querySelector('.unread-number');
       return { id: id, n: Number(badge ? badge.textContent : 0) || 0, lastId: Number(rows[id].getAttribute('data-last-id')) || 0 };
     }));
   }
 
-  /* 6. One live stream per tab, for the signed-in user: every page decides where to show
+  /* 7. Contact requests on the home page. One that arrives live joins the list as a clone
+     of the page's <template> (no HTML built from strings); Accept and Deny answer in
+     place. Should the answer fail, the form is submitted the ordinary way, so the server's
+     own message shows. */
+  var acceptedHere = {}; /* connection ids accepted in this tab: their `contact` event is no news here */
+
+  function fillRequest(li, conn) {
+    var name = conn.user.username;
+    var id = encodeURIComponent(String(conn.id));
+    li.setAttribute('data-connection-id', String(conn.id));
+    li.querySelector('.request-name').textContent = name;
+    each(li.querySelectorAll('.request-who'), function (span) { span.textContent = ' ' + name; });
+    var time = li.querySelector('time');
+    if (time) setTime(time, conn.created_at);
+    li.querySelector('form[data-request-action="accept"]').setAttribute('action', '/connect/accept/' + id);
+    li.querySelector('form[data-request-action="deny"]').setAttribute('action', '/connect/deny/' + id);
+    li.querySelector('form[data-request-action="deny"] button')
+      .setAttribute('data-confirm', 'Deny ' + name + '\u2019s request and block them?');
+    each(li.querySelectorAll('input[name="csrf_token"]'), function (input) { input.value = csrfToken(); });
+  }
+
+  function initRequests(section) {
+    var list = document.getElementById('requests');
+    var template = document.getElementById('request-template');
+    if (!list) return;
+
+    function rowOf(connectionId) {
+      return list.querySelector('li[data-connection-id="' + Number(connectionId) + '"]');
+    }
+
+    function add(conn) {
+      if (!template || !template.content || rowOf(conn.id)) return;
+      var li = template.content.querySelector('li').cloneNode(true);
+      fillRequest(li, conn);
+      list.insertBefore(li, list.firstChild); /* newest first, as the page lists them */
+      section.hidden = false;
+    }
+
+    function drop(connectionId) {
+      var li = rowOf(connectionId);
+      if (li) li.parentNode.removeChild(li);
+      section.hidden = list.querySelector('li') === null;
+    }
+
+    // Where the keyboard goes when the answered request leaves the page.
+    function focusAfter(li, conn, action) {
+      var next = li.nextElementSibling || li.previousElementSibling;
+      var contact = action === 'accept' && listView && listView.addContact(conn.user);
+      var target = contact ? contact.querySelector('a') : next ? next.querySelector('button') : document.getElementById('chats-heading');
+      if (target) target.focus();
+    }
+
+    function answered(form, li, conn) {
+      var action = form.getAttribute('data-request-action');
+      var name = conn.user.username;
+      if (action === 'accept') {
+        acceptedHere[String(conn.id)] = true;
+        announce('You and ' + name + ' are now connected', chatHref(conn.user.id));
+      } else {
+        announce('Request from ' + name + ' denied; ' + name + ' is blocked.');
+      }
+      focusAfter(li, conn, action);
+      drop(conn.id);
+      showUnread();
+    }
+
+    document.addEventListener('submit', function (event) {
+      var form = event.target;
+      if (event.defaultPrevented || !window.fetch || !(form instanceof HTMLFormElement) ||
+          !form.classList.contains('request-form') || !list.contains(form)) return;
+      event.preventDefault();
+      var li = form.closest('li');
+      each(li.querySelectorAll('button'), function (button) { button.disabled = true; });
+      fetch(form.action, {
+        method: 'POST',
+        credentials: 'same-origin',
+        headers: { 'Accept': 'application/json', 'X-CSRFToken': csrfToken() },
+        body: new FormData(form)
+      }).then(function (response) {
+        if (!response.ok) throw new Error('answered ' + response.status);
+        return response.json();
+      }).then(function (conn) {
+        answered(form, li, conn);
+      }).catch(function () {
+        form.submit();
+      });
+    });
+
+    requestsView = { add: add, drop: drop };
+  }
+
+  /* 8. Desktop notifications, only when asked for: the home page's button asks the
+     browser's permission (nothing else ever does). Once granted, a message from someone
+     else that arrives while the tab is hidden shows "New message from NAME", never the
+     text (it would show on a locked screen). One per conversation (the tag): a newer one
+     replaces it, and the person's other tabs replace rather than add to it. Clicking it
+     brings this tab forward, on that chat. */
+  var NOTIFY_STATES = {
+    granted: 'Desktop notifications are on: they say who wrote, never what.',
+    denied: 'Desktop notifications are blocked for this site in your browser\u2019s settings.',
+    unsupported: 'This browser cannot show desktop notifications.'
+  };
+  var notified = {}; /* per conversation, the newest message notified (reconnects repeat some) */
+
+  function notificationsWork() {
+    return 'Notification' in window && typeof window.Notification.requestPermission === 'function';
+  }
+
+  function askPermission() {
+    return new Promise(function (resolve) {
+      // Older browsers answer through a callback rather than a promise.
+      var answer = Notification.requestPermission(resolve);
+      if (answer && typeof answer.then === 'function') {
+        answer.then(resolve, function () { resolve(Notification.permission); });
+      }
+    });
+  }
+
+  function initNotifyButton(button) {
+    var status = document.getElementById('notify-status');
+
+    function show(state) {
+      var text = NOTIFY_STATES[state];
+      button.hidden = Boolean(text); /* only 'default' leaves something to ask */
+      if (status) {
+        status.textContent = text || '';
+        status.hidden = !text;
+      }
+    }
+
+    show(notificationsWork() ? Notification.permission : 'unsupported');
+    button.addEventListener('click', function () {
+      var hadFocus = document.activeElement === button;
+      askPermission().then(function (state) {
+        show(state);
+        if (hadFocus && button.hidden && status) status.focus(); /* the button is gone */
+      });
+    });
+  }
+
+  function notifyDesktop(msg) {
+    if (onScreen() || !notificationsWork() || Notification.permission !== 'granted') return;
+    var key = String(msg.with.id);
+    if (msg.id <= (notified[key] || 0)) return;
+    notified[key] = msg.id;
+    var note;
+    try {
+      note = new Notification('New message from ' + msg.with.username, { tag: 'ghostcache-chat-' + key });
+    } catch (err) {
+      return; /* some mobile browsers show notifications only from a service worker */
+    }
+    note.onclick = function () {
+      window.focus();
+      if (!chatView || chatView.otherId !== key) window.location.href = chatHref(key);
+      note.close();
+    };
+  }
+
+  /* 9. One live stream per tab, for the signed-in user: every page decides where to show
      what arrives. The chat with that person shows the message; any other page says who
      wrote, with a link, in a polite live region. Requests, new contacts and shares are
      announced there too. */
-  var homeView = null; /* set by the home page: its conversation list */
 
-  // The one place that tells the person about something new (desktop notifications can join here).
+  // The one place that tells the person about something new, on the page.
   function announce(text, href) {
     var box = document.getElementById('live-notices');
     if (!box) return;
     var item = el('p', 'live-notice');
-    var link = el('a', null, text);
-    link.href = href;
-    item.appendChild(link);
+    if (href) {
+      var link = el('a', null, text);
+      link.href = href;
+      item.appendChild(link);
+    } else {
+      item.textContent = text;
+    }
     box.appendChild(item);
     while (box.children.length > 5) box.removeChild(box.firstChild);
   }
 
   function onMessage(msg, meId) {
+    var fromThem = String(msg.sender_id) !== meId;
     if (chatView && String(msg.with.id) === chatView.otherId) {
       chatView.show(msg);
-    } else if (String(msg.sender_id) !== meId) {
-      announce('New message from ' + msg.with.username, '/chat/' + encodeURIComponent(String(msg.with.id)));
+    } else if (fromThem) {
+      announce('New message from ' + msg.with.username, chatHref(msg.with.id));
     }
-    if (homeView) homeView.showMessage(msg, meId);
+    if (fromThem) notifyDesktop(msg);
+    if (listView) listView.showMessage(msg, meId);
     whenCounted(function () { countMessage(msg, meId); });
   }
 
@@ -424,15 +738,18 @@
   }
 
   function onRequest(conn) {
-    announce('Contact request from ' + conn.user.username, '/');
+    if (requestsView) requestsView.add(conn);
+    announce('Contact request from ' + conn.user.username, requestsView ? '#requests-heading' : '/');
   }
 
   function onContact(conn) {
-    announce('You and ' + conn.user.username + ' are now connected', '/chat/' + encodeURIComponent(String(conn.user.id)));
-    if (homeView) {
-      homeView.dropRequest(conn.id);
-      homeView.addContact(conn.user);
+    if (requestsView) requestsView.drop(conn.id);
+    if (listView) {
+      listView.addContact(conn.user);
       showUnread();
+    }
+    if (!acceptedHere[String(conn.id)]) {
+      announce('You and ' + conn.user.username + ' are now connected', chatHref(conn.user.id));
     }
   }
 
@@ -456,8 +773,13 @@
     var url = body.getAttribute('data-stream-url');
     var meId = String(body.getAttribute('data-me-id'));
     if (!url || !window.EventSource) return;
-    if (!homeView) fetchUnread();
+    if (!listView) fetchUnread();
     var source = new EventSource(url);
+    var connectedBefore = false;
+    source.addEventListener('open', function () {
+      if (connectedBefore) resyncUnread();
+      connectedBefore = true;
+    });
     var hasUser = function (data) { return data.user && data.user.id != null; };
     listen(source, 'message', function (msg) { onMessage(msg, meId); }, function (msg) { return msg.with && msg.id != null; });
     listen(source, 'read', onRead, function (data) { return data.with && data.with.id != null; });
@@ -466,13 +788,33 @@
     listen(source, 'share', onShare, function (file) { return file.owner && file.id != null; });
   }
 
+  /* A file link (/file/<id>/view#key=...) opened while signed out lands here with its key
+     in the fragment. The fragment never reaches the server; adding it to the form's action
+     makes the browser keep it across the redirect after login (a Location without a
+     fragment inherits the request's), so the file page still finds the key. */
+  function keepKeyThroughLogin() {
+    var form = document.querySelector('form[action^="/login"]');
+    if (form && /^#key=/.test(location.hash)) form.action = form.getAttribute('action') + location.hash;
+  }
+
   function init() {
+    keepKeyThroughLogin();
     unread.baseTitle = document.title;
-    var list = document.querySelector('#messages[data-other-id]');
-    if (list) initChat(list);
+    localizeTimes();
+    // "Today" moves on at midnight: a tab shown again brings its times up to date.
+    document.addEventListener('visibilitychange', function () {
+      if (onScreen()) localizeTimes();
+    });
+    var signedIn = document.body && document.body.hasAttribute('data-stream-url');
+    var messages = document.querySelector('#messages[data-other-id]');
+    if (messages) initChat(messages);
     var conversations = document.getElementById('conversations');
-    if (conversations && document.body.hasAttribute('data-stream-url')) initHome(conversations);
-    if (document.body) initStream(document.body);
+    if (conversations && signedIn) initConversations(conversations);
+    var requests = document.getElementById('requests-section');
+    if (requests && signedIn) initRequests(requests);
+    var notifyButton = document.getElementById('notify-button');
+    if (notifyButton) initNotifyButton(notifyButton);
+    if (signedIn) initStream(document.body);
   }
 
   if (document.readyState === 'loading') {

@@ -59,14 +59,24 @@ def page(other_id: int):
 
 
 def _chat_page(found: dict, shown_is_read: bool) -> str:
-    """The page; what a person sees on it counts as read (scripts POST .../read instead)."""
+    """The page; what a person sees on it counts as read (scripts POST .../read instead).
+    Beside the chat, the conversation list, with the counts as they are once this is read
+    (without previews: the list beside a chat shows none, and each costs a decryption)."""
     messages = found["messages"]
     if shown_is_read and messages:
         conversations.mark_read(context(), me(), found["with"]["id"], messages[-1]["id"])
     older_url = None
     if messages and len(messages) >= chat.DEFAULT_LIMIT:
         older_url = url_for("chat.page", other_id=found["with"]["id"], before=messages[0]["id"])
-    return render_template("chat.html", with_user=found["with"], messages=messages, older_url=older_url)
+    listed = conversations.overview(context(), me(), with_previews=False)["conversations"]
+    return render_template(
+        "chat.html",
+        with_user=found["with"],
+        messages=messages,
+        older_url=older_url,
+        page_size=chat.DEFAULT_LIMIT,
+        conversations=listed,
+    )
 
 
 @bp.post("/chat/<int:other_id>/read")

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import re
 import shlex
+from datetime import datetime, timedelta
 from urllib.parse import quote
 
-from flask import Blueprint, render_template, request, send_file
+from flask import Blueprint, render_template, request, send_file, url_for
 
 from ..extensions import csrf
 from ..services import files
@@ -21,6 +22,7 @@ from .runtime import context, runtime
 from .session import login_required, me
 
 bp = Blueprint("files", __name__)
+HOUR, DAY = 3600, 86400  # seconds
 # RFC 2046's boundary characters; longer than its 70 because some clients (Werkzeug's
 # test client among them) make 71-72, and refusing a real client helps nobody.
 BOUNDARY = re.compile(r"^[0-9A-Za-z'()+_,\-./:=? ]{1,200}$")
@@ -78,9 +80,17 @@ def _upload_done(stored: dict):
         "upload_done.html",
         file=stored,
         key=stored["key"],
+        key_link=key_link(stored["id"], stored["key"]),
         decrypt_command=decrypt_command(stored["filename"]),
     )
     return page, 201
+
+
+def key_link(file_id: int, key: str) -> str:
+    """The file's page with its key in the fragment (`/file/<id>/view#key=...`): what the
+    uploader sends the recipient. Browsers never send a fragment to the server; the page's
+    script takes the key from it and clears it from the address bar."""
+    return url_for("files.view", file_id=file_id, _anchor="key=" + key, _external=True)
 
 
 def decrypt_command(filename: str) -> str:
@@ -114,6 +124,29 @@ def view(file_id: int):
     """The file's page: its facts, the encrypted download, and decryption in the browser."""
     found = files.file_details(context(), me(), file_id)
     return respond(found, 200, html=lambda: render_template("file.html", file=found))
+
+
+@bp.app_template_filter("time_left")
+def time_left_filter(expiry: str) -> str:
+    """`{{ file.expiry|time_left }}`: "in 6 days", from the server's clock, so that the
+    pages say it without JavaScript."""
+    return time_left(datetime.fromisoformat(expiry) - runtime().clock.now())
+
+
+def time_left(left: timedelta) -> str:
+    """A span ahead, rounded: in days from 2 days, in hours from 2 hours, else in minutes."""
+    seconds = left.total_seconds()
+    if seconds >= 2 * DAY:
+        return _in(int(seconds / DAY + 0.5), "day")
+    if seconds >= 2 * HOUR:
+        return _in(int(seconds / HOUR + 0.5), "hour")
+    if seconds >= 60:
+        return _in(int(seconds // 60), "minute")
+    return "in less than a minute" if seconds > 0 else "now"
+
+
+def _in(count: int, unit: str) -> str:
+    return f"in {count} {unit}" + ("" if count == 1 else "s")
 
 
 def attachment_header(filename: str) -> str:
