@@ -218,6 +218,8 @@
     function received(msg) {
       appendMessage(msg);
       if (String(msg.sender_id) === meId) return;
+      var live = document.getElementById('chat-live');
+      if (live) live.textContent = msg.sender + ': ' + msg.message;
       if (onScreen()) markRead(msg.id);
       else unseen = Math.max(unseen, msg.id);
     }

@@ -54,6 +54,7 @@ def test_new_users_chat_and_share_an_encrypted_file(browser, live_server, tmp_pa
     hello = "hi bob, this is <b>not bold</b> & <i>fine</i>"
     alice.send_message(hello)
     expect(bob.page.locator("#messages .msg.theirs")).to_contain_text(hello, timeout=LIVE_TIMEOUT)
+    expect(bob.page.locator("#chat-live")).to_have_text(f"alice: {hello}")  # read out to screen readers
     expect(bob.page.locator("#messages b, #messages i")).to_have_count(0)
     expect(alice.page.locator("#messages b")).to_have_count(0)
     bob.send_message("got it, alice")
