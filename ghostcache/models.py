@@ -135,6 +135,9 @@ class Message(Model):
         # Unread counts: the messages to one side of a conversation above a read marker
         # (the id, as every SQLite index, ends it), without a scan of the conversation.
         Index("ix_message_conversation_receiver", "connection_id", "receiver_id"),
+        # Ids only go up, also after the newest messages are deleted: stream cursors and
+        # Last-Event-ID rely on it (migration 0004).
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

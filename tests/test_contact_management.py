@@ -538,3 +538,16 @@ def test_removing_a_non_contact_flashes_an_error(alice, bob):
     response = submit(alice, f"/contacts/{bob.id}/remove")
     assert response.request.path == "/connections"
     assert "not one of your contacts" in response.get_data(as_text=True)
+
+
+def test_message_ids_are_never_handed_out_again_after_a_conversation_goes(connect, make_user):
+    """Stream cursors and Last-Event-ID assume ids only go up (migration 0004)."""
+    alice, bob = connect(make_user(), make_user())
+    alice, carol = connect(alice, make_user())
+    newest = max(
+        alice.post("/chat/send", {"receiver_id": bob.id, "message": f"soon gone {i}"}).get_json()["id"]
+        for i in range(3)
+    )
+    assert alice.post(f"/contacts/{bob.id}/remove").status_code == 200
+    after = alice.post("/chat/send", {"receiver_id": carol.id, "message": "after"}).get_json()["id"]
+    assert after > newest

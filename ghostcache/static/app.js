@@ -18,6 +18,16 @@
     return node;
   }
 
+  // A form sent by script: the same fields, the answer as JSON, the token also in a header.
+  function postForm(form) {
+    return fetch(form.action, {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'Accept': 'application/json', 'X-CSRFToken': csrfToken() },
+      body: new FormData(form)
+    });
+  }
+
   function each(nodes, fn) {
     Array.prototype.forEach.call(nodes, fn);
   }
@@ -260,12 +270,7 @@
       if (submitButton) submitButton.disabled = true;
       showError('');
       var text = textarea ? textarea.value : '';
-      fetch(form.action, {
-        method: 'POST',
-        credentials: 'same-origin',
-        headers: { 'Accept': 'application/json', 'X-CSRFToken': csrfToken() },
-        body: new FormData(form)
-      }).then(function (response) {
+      postForm(form).then(function (response) {
         return response.json().catch(function () { return null; }).then(function (data) {
           if (response.status === 201 && data && data.id != null) {
             appendMessage({
@@ -617,12 +622,7 @@
       event.preventDefault();
       var li = form.closest('li');
       each(li.querySelectorAll('button'), function (button) { button.disabled = true; });
-      fetch(form.action, {
-        method: 'POST',
-        credentials: 'same-origin',
-        headers: { 'Accept': 'application/json', 'X-CSRFToken': csrfToken() },
-        body: new FormData(form)
-      }).then(function (response) {
+      postForm(form).then(function (response) {
         if (!response.ok) throw new Error('answered ' + response.status);
         return response.json();
       }).then(function (conn) {
