@@ -83,23 +83,17 @@ _REQUESTS = (
 
 
 def overview(ctx: Context, me: int, with_previews: bool = True) -> dict:
-    """Pending requests for me (newest first), then my conversations (conversation_list)."""
+    """Pending requests for me (newest first), then my conversations: most recent
+    message first, contacts without messages last (most recently accepted first).
+    Previews of the last messages cost a decryption each: `with_previews` False skips them."""
     with ctx.read():
         requests = _requests(ctx, me)
-    return {"requests": requests, "conversations": conversation_list(ctx, me, with_previews)}
-
-
-def conversation_list(ctx: Context, me: int, with_previews: bool = True) -> list[dict]:
-    """My conversations: most recent message first, contacts without messages last (most
-    recently accepted first). Previews of the last messages cost a decryption each:
-    `with_previews` False skips them."""
-    with ctx.read():
         rows = ctx.db.execute(_CONVERSATIONS, {"me": me, "upto": MAX_ID}).all()
         ids = [row.last_id for row in rows if row.last_id is not None]
         last = {m.id: m for m in ctx.db.execute(_LAST_MESSAGES, {"ids": ids})} if ids else {}
         wrapped_key = ctx.db.scalar(_USER_KEY, {"me": me}) if last and with_previews else None
     previews = _previews(ctx, me, wrapped_key, rows, last)
-    return [_conversation(row, last, previews) for row in rows]
+    return {"requests": requests, "conversations": [_conversation(row, last, previews) for row in rows]}
 
 
 def _requests(ctx: Context, me: int, after: int = 0, upto: int = MAX_ID) -> list[dict]:

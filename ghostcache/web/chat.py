@@ -68,7 +68,7 @@ def _chat_page(found: dict, shown_is_read: bool) -> str:
     older_url = None
     if messages and len(messages) >= chat.DEFAULT_LIMIT:
         older_url = url_for("chat.page", other_id=found["with"]["id"], before=messages[0]["id"])
-    listed = conversations.conversation_list(context(), me(), with_previews=False)  # no requests here
+    listed = conversations.overview(context(), me(), with_previews=False)["conversations"]
     return render_template(
         "chat.html",
         with_user=found["with"],
