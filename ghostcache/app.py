@@ -12,7 +12,7 @@ from flask import Flask, g
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .blobs import LocalBlobStore
+from .blobs import blob_store_for
 from .clock import Clock
 from .cpu import CpuPool
 from .crypto import KeyedTags, PasswordHashing
@@ -72,7 +72,7 @@ def _runtime(settings: Settings, clock: Clock) -> Runtime:
         clock=clock,
         keyring=load_master_keyring(settings),
         passwords=PasswordHashing(settings.argon2_profile),
-        blobs=LocalBlobStore(settings.blob_path),
+        blobs=blob_store_for(settings),
         broker=broker_for(settings),
         cpu=CpuPool(settings.threads),
         tags=KeyedTags(load_secret_key(settings)),
@@ -91,7 +91,7 @@ def _init_extensions(app: Flask, settings: Settings) -> None:
 
 
 def _register_web(app: Flask, settings: Settings) -> None:
-    from .web import auth, chat, connections, docs, files, search
+    from .web import auth, chat, connections, docs, files, health, search
     from .web.edge import init_edge
     from .web.errors import register_error_handlers
     from .web.headers import init_headers
@@ -104,7 +104,7 @@ def _register_web(app: Flask, settings: Settings) -> None:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n
         )
-    for module in (auth, connections, chat, search, files, docs):
+    for module in (auth, connections, chat, search, files, docs, health):
         app.register_blueprint(module.bp)
     register_error_handlers(app)
     app.before_request(load_current_user)

@@ -1,4 +1,5 @@
-"""Where encrypted file blobs live: the BlobStore port and its local-folder adapter."""
+"""Where encrypted file blobs live: the BlobStore port, its local-folder adapter, and
+`blob_store_for`, which picks the folder or S3 (`s3blobs.py`) from the settings."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from .filemodes import create_private_file, make_private_dirs
-from .settings import PREFIX, SettingsError
+from .settings import PREFIX, Settings, SettingsError
 
 _NAME = re.compile(r"[0-9a-f]{32}")  # always fullmatch: `$` would let a trailing newline in
 INCOMING = ".incoming"
@@ -39,6 +40,21 @@ class BlobStore(Protocol):
 
     def sweep(self, keep: set[str], older_than_seconds: float) -> int:
         """Remove blobs not in `keep` and abandoned partial writes; returns how many."""
+
+
+def blob_store_for(settings: Settings) -> BlobStore:
+    """The blob folder (the default), or the S3 bucket of GHOSTCACHE_BLOB_URL when it is set."""
+    if settings.blob_url:
+        try:
+            from .s3blobs import S3BlobStore  # only here: a folder deployment never imports boto3
+        except ImportError as exc:
+            if exc.name not in {"boto3", "botocore"}:
+                raise
+            raise SettingsError(
+                f"Setting {PREFIX}BLOB_URL needs boto3, which is not installed: pip install 'ghostcache[s3]'."
+            ) from None
+        return S3BlobStore.from_settings(settings)
+    return LocalBlobStore(settings.blob_path)
 
 
 class LocalBlobStore:

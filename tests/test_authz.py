@@ -19,6 +19,8 @@ PUBLIC = {
     "auth.logout",
     "auth.logout_page",
     "docs.openapi",
+    "health.healthz",  # load balancers' probes: no session, no detail (tests/test_health.py)
+    "health.readyz",
     "static",
 }
 

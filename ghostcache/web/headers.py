@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from flask import Flask, Response, request
-from flask.sessions import SecureCookieSessionInterface
+from flask.sessions import SecureCookieSessionInterface, SessionMixin
+
+from .session import SESSIONLESS
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -49,6 +51,13 @@ class SessionCookies(SecureCookieSessionInterface):
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
+
+    def should_set_cookie(self, app: Flask, session: SessionMixin) -> bool:
+        """Never on the probes: a load balancer keeps no session, and a browser's is not
+        refreshed by them."""
+        if request.endpoint in SESSIONLESS:
+            return False
+        return super().should_set_cookie(app, session)
 
 
 def init_headers(app: Flask) -> None:

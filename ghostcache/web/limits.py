@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from flask import Flask, current_app, g, request
+from flask import Blueprint, Flask, current_app, g, request
 from flask.typing import RouteCallable
 from flask_limiter import Limiter
 
@@ -25,6 +25,8 @@ POLICY: dict[str, tuple[str, tuple[str, ...], str]] = {
     "upload": ("30/hour", ("files.upload",), "user"),
     "password": ("10/hour", ("auth.change_password", "auth.change_destruction_password"), "user"),
 }
+# Blueprints never counted nor refused: load balancers' probes (/healthz, /readyz).
+EXEMPT = ("health",)
 
 
 def client_address() -> str:
@@ -87,5 +89,9 @@ def init_limits(app: Flask, settings: Settings) -> Limiter:
             # cast: the decorator returns what it wraps, but its overloads cannot say so for
             # Flask's RouteCallable, a union of sync and async view types.
             app.view_functions[endpoint] = cast(RouteCallable, shared(app.view_functions[endpoint]))
+    for blueprint in EXEMPT:
+        if blueprint in app.blueprints:
+            # cast: app.blueprints is typed with Flask's sans-IO base class; it holds flask.Blueprint.
+            limiter.exempt(cast(Blueprint, app.blueprints[blueprint]))
     app.extensions["ghostcache_limiter"] = limiter
     return limiter

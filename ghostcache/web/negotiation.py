@@ -9,10 +9,13 @@ from flask import Response, flash, jsonify, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response as BaseResponse
 
+# Paths with no HTML face at all, their errors included (a 405 for a POST): the probes.
+JSON_ONLY_PATHS = frozenset({"/healthz", "/readyz"})
+
 
 def wants_json() -> bool:
     """JSON body, or an Accept header that prefers JSON over HTML (a tie means HTML)."""
-    if request.is_json:
+    if request.is_json or request.path in JSON_ONLY_PATHS:
         return True
     accept = request.accept_mimetypes
     return accept["application/json"] > accept["text/html"]

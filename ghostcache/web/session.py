@@ -12,6 +12,9 @@ from ..services import accounts
 from ..services.errors import Unauthorized
 from .runtime import context, runtime
 
+# Endpoints that never look at the session (no database read) and never set its cookie.
+SESSIONLESS = frozenset({"health.healthz", "health.readyz"})
+
 
 @dataclass(frozen=True)
 class CurrentUser:
@@ -24,6 +27,8 @@ def load_current_user() -> None:
     g.user = None
     uid, version = session.get("uid"), session.get("sv")
     if uid is None or request.endpoint == "static":  # stylesheets need no database
+        return
+    if request.endpoint in SESSIONLESS:  # a probe must not depend on the session's row
         return
     ctx = context()
     with ctx.read():  # one short read: the view starts with no transaction open
