@@ -233,9 +233,10 @@ export GHOSTCACHE_DATABASE_URL="postgresql+psycopg://ghostcache:$PG_PASSWORD@127
 export GHOSTCACHE_REDIS_URL="redis://:$REDIS_PASSWORD@127.0.0.1:$REDIS_PORT/0"
 export GHOSTCACHE_BLOB_URL=s3://ghostcache/blobs
 export GHOSTCACHE_S3_ENDPOINT_URL="http://127.0.0.1:$S3_PORT"
-GHOSTCACHE_MASTER_KEY=$(cat "$WORK/keys/master.key")
-GHOSTCACHE_SECRET_KEY=$(cat "$WORK/keys/secret.key")
-export GHOSTCACHE_MASTER_KEY GHOSTCACHE_SECRET_KEY
+# Each node reads the same key files and never makes keys of its own (cluster mode).
+export GHOSTCACHE_MASTER_KEY_FILE="$WORK/keys/master.key"
+export GHOSTCACHE_SECRET_KEY_FILE="$WORK/keys/secret.key"
+export GHOSTCACHE_CLUSTER=on
 export GHOSTCACHE_HOST=127.0.0.1 GHOSTCACHE_WORKERS=$WORKERS
 # Believe nginx's X-Forwarded-For (a node reached directly could be told anything: loopback only).
 export GHOSTCACHE_TRUSTED_PROXIES=0

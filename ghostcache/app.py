@@ -16,13 +16,13 @@ from .blobs import blob_store_for
 from .clock import Clock
 from .cpu import CpuPool
 from .crypto import KeyedTags, PasswordHashing
-from .database import MIGRATIONS, configure_sqlite, engine_options, guard_writes
+from .database import MIGRATIONS, configure_postgres, configure_sqlite, engine_options, guard_writes
 from .events import broker_for
 from .extensions import csrf, db, migrate
 from .filemodes import precreate_sqlite_file, prepare_data_dir
 from .keyfiles import load_master_keyring, load_secret_key
 from .services.context import Context, Runtime
-from .settings import Settings, check_folders, load_settings
+from .settings import Settings, check_cluster, check_folders, load_settings
 
 
 @contextmanager
@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     """Build a GhostCache app: settings, then extensions, then blueprints."""
     settings = settings or load_settings()
     check_folders(settings)  # again: tests and commands build Settings without load_settings
+    check_cluster(settings)
     prepare_data_dir(settings.data_dir)
     precreate_sqlite_file(settings.sqlalchemy_url)  # before the engine first connects
     app = Flask("ghostcache")  # the package: templates and static files live there
@@ -85,9 +86,11 @@ def _init_extensions(app: Flask, settings: Settings) -> None:
         guard_writes(db.engine)
     migrate.init_app(app, db, directory=MIGRATIONS, render_as_batch=True)
     csrf.init_app(app)
-    if settings.sqlalchemy_url.startswith("sqlite"):
-        with app.app_context():
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
             configure_sqlite(db.engine)
+        elif db.engine.dialect.name == "postgresql":
+            configure_postgres(db.engine)
 
 
 def _register_web(app: Flask, settings: Settings) -> None:

@@ -139,19 +139,35 @@ def rotate_master_key(retire_old: bool) -> None:
             _rotate(ctx)
 
 
+ROTATION_STEPS = (
+    "The master key is given by {where}, which holds one key. With several nodes: make a "
+    "key with `ghostcache new-master-key`; on every node put it AFTER the current key (the "
+    "first key wraps, every key opens); once every node has it, swap the two so the new "
+    "one is first, on every node; then run this again. Key files are re-read within "
+    "seconds; GHOSTCACHE_MASTER_KEY needs a restart. See docs/OPERATIONS.md."
+)
+
+
+def _operator_keys(settings) -> str | None:
+    """Which setting gives the master key when it is the operator's to change on every
+    node (the environment or a named file), else None (the data folder's own file)."""
+    if settings.master_key is not None:
+        return "GHOSTCACHE_MASTER_KEY"
+    if settings.master_key_file is not None:
+        return "GHOSTCACHE_MASTER_KEY_FILE"
+    return None
+
+
 def _rotate(ctx) -> None:
     from .crypto import new_fernet_key
     from .keyfiles import master_key_path, read_master_keys, write_master_keys
     from .services.keys import rewrap_user_keys
 
     settings = ctx.rt.settings
-    if settings.master_key is not None and ctx.rt.keyring.size == 1:
-        raise click.ClickException(
-            "GHOSTCACHE_MASTER_KEY holds one key. Put a new key in front of it "
-            "(GHOSTCACHE_MASTER_KEY=NEW,OLD; `ghostcache new-master-key` makes one), restart "
-            "the servers, then run this again."
-        )
-    if settings.master_key is None:
+    where = _operator_keys(settings)
+    if where is not None and ctx.rt.keyring.size == 1:
+        raise click.ClickException(ROTATION_STEPS.format(where=where))
+    if where is None:
         path = master_key_path(settings)
         keys = read_master_keys(path)
         if len(keys) == 1:  # a rotation already begun keeps its new key: resume it
@@ -175,10 +191,10 @@ def _retire_old_master_keys(ctx) -> None:
             "`ghostcache rotate-master-key` again first; nothing was retired."
         )
     settings = ctx.rt.settings
-    if settings.master_key is not None:
+    where = _operator_keys(settings)
+    if where is not None:
         click.echo(
-            "every user key opens with the first key of GHOSTCACHE_MASTER_KEY: remove "
-            "the others from it and restart the servers"
+            f"every user key opens with the first key of {where}: remove the others from it on every node"
         )
         return
     path = master_key_path(settings)
@@ -193,3 +209,11 @@ def new_master_key() -> None:
     from .crypto import new_fernet_key
 
     click.echo(new_fernet_key().reveal().decode())
+
+
+@main.command("new-secret-key")
+def new_secret_key() -> None:
+    """Print a fresh session-signing key (for GHOSTCACHE_SECRET_KEY or its file)."""
+    import secrets
+
+    click.echo(secrets.token_hex(32))

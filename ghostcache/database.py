@@ -85,6 +85,27 @@ def configure_sqlite(engine: Engine) -> None:
             connection.exec_driver_sql("BEGIN")
 
 
+# Any constant (ASCII "gcwrite"); the migrations take another (migrations/env.py).
+WRITE_LOCK = 0x6763777269746500
+
+
+def configure_postgres(engine: Engine) -> None:
+    """Write transactions take one transaction-scoped advisory lock, so on PostgreSQL
+    they follow each other as they do on SQLite (BEGIN IMMEDIATE).
+
+    The services read, decide and write inside one Context.write() block (a name is
+    free, then it is taken; a request is pending, then it is accepted), trusting that
+    no other writer runs in between. PostgreSQL's READ COMMITTED alone would let two
+    such blocks interleave. Reads never take the lock. The wait is cooperative under
+    gevent (psycopg waits through the patched `select`).
+    """
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection) -> None:
+        if WRITING.get():
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+
+
 def _begin_immediate(connection) -> None:
     """Take SQLite's write lock, waiting for it without blocking other greenlets."""
     deadline = time.monotonic() + WRITE_WAIT_SECONDS

@@ -10,7 +10,7 @@ from pathlib import Path
 from .crypto import CryptoError, MasterKeyring, new_fernet_key
 from .filemodes import create_private_file, make_private_dirs
 from .secrets import Secret
-from .settings import Settings
+from .settings import Settings, SettingsError
 
 
 def _read_or_create(path: Path, make: Callable[[], str]) -> str:
@@ -35,7 +35,23 @@ def _read_or_create(path: Path, make: Callable[[], str]) -> str:
 
 
 def master_key_path(settings: Settings) -> Path:
-    return settings.data_dir / "master.key"
+    """The master key file: the one the settings name, else the data folder's."""
+    return settings.master_key_file or settings.data_dir / "master.key"
+
+
+def _given_file(path: Path, setting: str) -> str:
+    """The text of a key file the settings name; it must exist (it is never made)."""
+    try:
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise SettingsError(
+            f"Setting GHOSTCACHE_{setting} names {str(path)!r}, which cannot be read "
+            f"({exc.strerror or exc.__class__.__name__}). Nothing makes this file: create it "
+            "on every node with the same key."
+        ) from None
+    if not text:
+        raise SettingsError(f"Setting GHOSTCACHE_{setting} names {str(path)!r}, which is empty.")
+    return text
 
 
 def _parse_keys(raw: str) -> list[Secret[bytes]]:
@@ -48,7 +64,10 @@ def load_master_keyring(settings: Settings) -> MasterKeyring | KeyFileRing:
     if settings.master_key is not None:
         return MasterKeyring(_parse_keys(str(settings.master_key.reveal())))
     path = master_key_path(settings)
-    _read_or_create(path, lambda: new_fernet_key().reveal().decode())
+    if settings.master_key_file is not None:
+        _given_file(path, "MASTER_KEY_FILE")
+    else:
+        _read_or_create(path, lambda: new_fernet_key().reveal().decode())
     return KeyFileRing(path)
 
 
@@ -113,4 +132,6 @@ def load_secret_key(settings: Settings) -> Secret:
     """The Flask session-signing key, stable across restarts and workers."""
     if settings.secret_key is not None:
         return settings.secret_key
+    if settings.secret_key_file is not None:
+        return Secret(_given_file(settings.secret_key_file, "SECRET_KEY_FILE"))
     return Secret(_read_or_create(settings.data_dir / "secret.key", lambda: secrets.token_hex(32)))

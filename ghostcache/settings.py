@@ -135,8 +135,13 @@ class Settings:
     workers: int = 2
     threads: int = 4  # per worker, for CPU-heavy work (password hashing, key generation)
     worker_connections: int = 5000  # open connections (idle streams included) per worker
-    master_key: Secret | None = None  # None: data_dir/master.key, made on first run
-    secret_key: Secret | None = None  # None: data_dir/secret.key, made on first run
+    master_key: Secret | None = None  # None: master_key_file, else data_dir/master.key made on first run
+    secret_key: Secret | None = None  # None: secret_key_file, else data_dir/secret.key made on first run
+    master_key_file: Path | None = None  # read (and followed for rotations), never written
+    secret_key_file: Path | None = None
+    # Several nodes share the database: no node may make keys of its own, and the
+    # database, the broker and the blobs must be shared (check_cluster).
+    cluster: bool = False
     max_upload_mb: int = 50
     inactivity_days: int = 30
     purge_interval_seconds: int = 300
@@ -191,6 +196,9 @@ _READERS = {
     "WORKER_CONNECTIONS": ("worker_connections", lambda n, v: _int(n, v, 10, 100_000)),
     "MASTER_KEY": ("master_key", lambda n, v: Secret(v)),
     "SECRET_KEY": ("secret_key", lambda n, v: Secret(v)),
+    "MASTER_KEY_FILE": ("master_key_file", lambda n, v: Path(v)),
+    "SECRET_KEY_FILE": ("secret_key_file", lambda n, v: Path(v)),
+    "CLUSTER": ("cluster", _switch),
     "MAX_UPLOAD_MB": ("max_upload_mb", lambda n, v: _int(n, v, 1, 10240)),
     "INACTIVITY_DAYS": ("inactivity_days", lambda n, v: _int(n, v, 1, 3650)),
     "PURGE_INTERVAL_SECONDS": ("purge_interval_seconds", lambda n, v: _int(n, v, 0, 86400)),
@@ -233,7 +241,45 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"stay in the local folder. Set {PREFIX}BLOB_URL=s3://BUCKET/PREFIX as well."
         )
     check_folders(settings)
+    check_cluster(settings)
     return settings
+
+
+def check_cluster(settings: Settings) -> None:
+    """Refuse settings under which nodes would not share what they must.
+
+    A key given twice is ambiguous. In cluster mode a node that made its own keys
+    could not open what the others wrote, and one with its own SQLite file, its
+    own wake-ups or its own rate limits would be a separate service.
+    """
+    for name, value, file in (
+        ("MASTER_KEY", settings.master_key, settings.master_key_file),
+        ("SECRET_KEY", settings.secret_key, settings.secret_key_file),
+    ):
+        if value is not None and file is not None:
+            raise SettingsError(f"Set {PREFIX}{name} or {PREFIX}{name}_FILE, not both.")
+    if not settings.cluster:
+        return
+    missing = [
+        f"{PREFIX}{name} or {PREFIX}{name}_FILE (the same on every node)"
+        for name, value, file in (
+            ("MASTER_KEY", settings.master_key, settings.master_key_file),
+            ("SECRET_KEY", settings.secret_key, settings.secret_key_file),
+        )
+        if value is None and file is None
+    ]
+    if settings.sqlalchemy_url.startswith("sqlite"):
+        missing.append(f"{PREFIX}DATABASE_URL of a shared database server (PostgreSQL)")
+    if not settings.redis_url:
+        missing.append(f"{PREFIX}REDIS_URL (live delivery and rate limits across nodes)")
+    if not settings.blob_url and settings.blob_dir is None:
+        missing.append(f"{PREFIX}BLOB_URL (S3), or {PREFIX}BLOB_DIR on storage every node mounts")
+    if missing:
+        raise SettingsError(
+            f"{PREFIX}CLUSTER is on, so this node will not make keys of its own or keep "
+            f"state only it can see. Missing: {'; '.join(missing)}. `ghostcache new-master-key` "
+            "and `ghostcache new-secret-key` print new keys (see docs/OPERATIONS.md)."
+        )
 
 
 def check_folders(settings: Settings) -> None:
@@ -265,4 +311,12 @@ def check_folders(settings: Settings) -> None:
 
 
 SETTING_NAMES = tuple(PREFIX + k for k in _READERS)
-__all__ = ["Settings", "SettingsError", "check_folders", "load_settings", "parse_blob_url", "SETTING_NAMES"]
+__all__ = [
+    "Settings",
+    "SettingsError",
+    "check_cluster",
+    "check_folders",
+    "load_settings",
+    "parse_blob_url",
+    "SETTING_NAMES",
+]

@@ -13,6 +13,7 @@ from ghostcache import create_app
 from ghostcache.clock import FakeClock
 from ghostcache.database import upgrade
 from ghostcache.settings import Settings
+from tests.databases import database_for_test, drop_created, drop_template
 
 PASSWORD = "correct horse battery"
 DPASS = "destroy everything now"
@@ -74,15 +75,40 @@ class Session:
         )
 
 
+def command_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment for a `ghostcache` command on the same data folder and database."""
+    return {
+        "GHOSTCACHE_DATA_DIR": str(settings.data_dir),
+        "GHOSTCACHE_DATABASE_URL": settings.database_url,
+        "GHOSTCACHE_PURGE_INTERVAL_SECONDS": "0",
+        **extra,
+    }
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
 
 
+def pytest_sessionfinish(session, exitstatus) -> None:
+    drop_template()
+
+
+@pytest.fixture(autouse=True)
+def _drop_test_databases():
+    """On PostgreSQL, each test's databases go when it ends (a server has few connections)."""
+    yield
+    drop_created()
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(
-        data_dir=tmp_path / "data", argon2_profile="fast", purge_interval_seconds=0, stream_seconds=2
+        data_dir=tmp_path / "data",
+        database_url=database_for_test(),
+        argon2_profile="fast",
+        purge_interval_seconds=0,
+        stream_seconds=2,
     )
 
 

@@ -38,6 +38,10 @@ class LiveServer:
             "GHOSTCACHE_STREAM_SECONDS": "5",
             **{f"GHOSTCACHE_{k.upper()}": v for k, v in settings.items()},
         }
+        if "database_url" not in settings:
+            from tests.databases import database_for_test
+
+            self.env["GHOSTCACHE_DATABASE_URL"] = database_for_test()
         self.process: subprocess.Popen | None = None
 
     def command(self) -> list[str]:

@@ -14,7 +14,7 @@ from ghostcache.models import Blacklist, Connection, Contact, FileAccess, Messag
 from ghostcache.openapi import openapi_document
 from ghostcache.services.context import Context
 
-HUGE_IDS = [9999, 2**63, 2**70]
+HUGE_IDS = [9999, 2**31, 2**63, 2**70]
 
 
 def error_of(response) -> tuple[int, str]:

@@ -20,11 +20,15 @@ import requests
 
 from tests import forensics
 from tests.conftest import DPASS, PASSWORD
+from tests.databases import on_postgres
 from tests.forensics import Thief, Victim, canary
 from tests.live import LiveServer
 from tests.test_chat_live import Client
 
-pytestmark = pytest.mark.live
+pytestmark = [
+    pytest.mark.live,
+    pytest.mark.skipif(on_postgres(), reason="SQLite only: reads the database file's pages"),
+]
 
 WAIT_SECONDS, EVERY_SECONDS = 10.0, 0.5
 

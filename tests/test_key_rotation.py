@@ -12,12 +12,12 @@ from ghostcache.crypto import new_fernet_key
 from ghostcache.database import upgrade
 from ghostcache.keyfiles import master_key_path, read_master_keys
 from ghostcache.services import keys as key_service
-from tests.conftest import BufferedClient, Session
+from tests.conftest import BufferedClient, Session, command_env
 
 
 @pytest.fixture
 def env(settings):
-    return {"GHOSTCACHE_DATA_DIR": str(settings.data_dir), "GHOSTCACHE_PURGE_INTERVAL_SECONDS": "0"}
+    return command_env(settings)
 
 
 def _chatting_pair(connect):
@@ -86,10 +86,10 @@ def test_an_interrupted_rotation_leaves_every_key_readable_and_resumes(
 
 def test_a_key_from_the_environment_needs_a_new_key_in_front(settings, clock):
     only = new_fernet_key().reveal().decode()
-    env = {"GHOSTCACHE_DATA_DIR": str(settings.data_dir), "GHOSTCACHE_MASTER_KEY": only}
+    env = command_env(settings, GHOSTCACHE_MASTER_KEY=only)
     upgrade(create_app(settings.with_overrides(master_key=None), clock=clock))
     result = CliRunner().invoke(main, ["rotate-master-key"], env=env)
-    assert result.exit_code != 0 and "Put a new key in front" in result.output
+    assert result.exit_code != 0 and "holds one key" in result.output
 
 
 def test_environment_keys_rotate_to_the_first_one(settings, clock):
@@ -104,7 +104,7 @@ def test_environment_keys_rotate_to_the_first_one(settings, clock):
     peer.register("peer")
     peer.login("peer")
     request = peer.post("/connect", {"username": "keeper"}).get_json()
-    env = {"GHOSTCACHE_DATA_DIR": str(settings.data_dir), "GHOSTCACHE_MASTER_KEY": f"{new},{old}"}
+    env = command_env(settings, GHOSTCACHE_MASTER_KEY=f"{new},{old}")
     assert CliRunner().invoke(main, ["rotate-master-key"], env=env).exit_code == 0
     retired = CliRunner().invoke(main, ["rotate-master-key", "--retire-old"], env=env)
     assert retired.exit_code == 0 and "remove the others" in retired.output

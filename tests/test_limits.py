@@ -149,6 +149,19 @@ def test_redis_counters_are_shared_between_processes(settings, clock, tmp_path):
         redis_server.wait()
 
 
+def test_limits_go_on_counting_in_each_process_while_redis_is_down(settings, clock, tmp_path, caplog):
+    redis_server, url = start_redis(tmp_path)
+    app = _app(settings, clock, redis_url=url, ratelimits={"register": "2/hour"})
+    assert Session(app).register("before1").status_code == 201
+    redis_server.kill()
+    redis_server.wait()
+    with caplog.at_level("WARNING"):
+        answers = [Session(app).register(f"during{i}").status_code for i in range(3)]
+    assert answers[:2] == [201, 201]  # served, counted afresh in this process...
+    _assert_limited(Session(app).register("during9"))  # ...and still limited
+    assert "falling back to in-memory storage" in caplog.text
+
+
 def test_a_malformed_limit_setting_is_refused_with_its_value():
     from ghostcache.settings import SettingsError, load_settings
 

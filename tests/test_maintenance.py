@@ -20,7 +20,7 @@ from ghostcache.extensions import db
 from ghostcache.services import accounts, maintenance
 from ghostcache.services.context import Context
 from ghostcache.settings import load_settings
-from tests.conftest import DPASS, Session
+from tests.conftest import DPASS, Session, command_env
 from tests.test_accounts import rows_of
 
 ORPHAN, PARTIAL = "ab" * 16, "cd" * 16
@@ -222,7 +222,7 @@ def test_cli_purge_cleans_up_and_prints_a_report(app, runtime, settings, make_us
         db.session.execute(update(user).where(user.id == idle.id).values(last_login=now - timedelta(days=40)))
         db.session.execute(update(file).where(file.id == gone["id"]).values(expiry=now - timedelta(days=1)))
         db.session.execute(update(file).where(file.id == kept["id"]).values(expiry=now + timedelta(days=9)))
-    result = CliRunner().invoke(main, ["purge"], env={"GHOSTCACHE_DATA_DIR": str(settings.data_dir)})
+    result = CliRunner().invoke(main, ["purge"], env=command_env(settings))
     assert result.exit_code == 0, result.output
     assert result.output == "removed 1 expired files, 1 inactive accounts, 2 abandoned blobs\n"
     assert rows_of(app, idle.id)["user"] == 0 and rows_of(app, keeper.id)["files"] == 1

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
+from sqlalchemy import text
 
+from ghostcache.extensions import db
 from tests.conftest import DPASS, PASSWORD, Session
 from tests.test_maintenance import purge
 
@@ -71,8 +71,8 @@ def test_the_reservation_does_not_store_the_name(app, settings, make_user):
     user = make_user()
     name = user.username
     _destroy(app, user)
-    with sqlite3.connect(settings.data_dir / "ghostcache.db") as db:
-        rows = db.execute("SELECT * FROM retired_name").fetchall()
+    with app.app_context():
+        rows = db.session.execute(text("SELECT * FROM retired_name")).all()
     assert len(rows) == 1
     assert not any(name.lower() in str(value).lower() for value in rows[0])
 

@@ -195,7 +195,7 @@ def test_hide_is_404_unless_you_hold_a_share(shared, make_user):
     assert error_of(bob.post(f"/file/{file_id}/hide")) == (404, "not_found")  # once only
 
 
-@pytest.mark.parametrize("file_id", [0, 2**63, 2**64, 10**40])
+@pytest.mark.parametrize("file_id", [0, 2**31, 2**63, 2**64, 10**40])
 def test_unshare_and_hide_with_ids_no_column_can_hold_are_404(shared, file_id):
     alice, bob, _ = shared
     assert error_of(alice.post(f"/file/{file_id}/unshare", {"username": bob.username})) == (404, "not_found")

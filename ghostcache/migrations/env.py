@@ -62,6 +62,9 @@ def run_migrations_offline():
         context.run_migrations()
 
 
+MIGRATION_LOCK = 0x67686F7374  # any constant; "ghost"
+
+
 def run_migrations_online():
     """Run migrations in 'online' mode.
 
@@ -90,6 +93,10 @@ def run_migrations_online():
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Nodes starting together each run `migrate`: the first applies the
+                # migrations, the others wait here and then find nothing left to do.
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             context.run_migrations()
 
 

@@ -23,7 +23,9 @@ from ..events import Broker
 from ..settings import Settings
 
 log = logging.getLogger(__name__)
-MAX_ID = 2**63 - 1  # the databases' integer range: no row has a larger id
+# The smallest id range of the databases we run on (PostgreSQL INTEGER): no row has a
+# larger id, and a larger number bound to an id column is an error there, not a miss.
+MAX_ID = 2**31 - 1
 T = TypeVar("T")
 
 

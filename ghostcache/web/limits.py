@@ -71,6 +71,9 @@ def init_limits(app: Flask, settings: Settings) -> Limiter:
         key_func=KEYS["address"],
         app=app,
         storage_uri=settings.redis_url or "memory://",
+        # Redis away: each process counts on its own (a warning is logged) until it is
+        # back, rather than every limited route failing.
+        in_memory_fallback_enabled=bool(settings.redis_url),
         enabled=settings.ratelimit,
         headers_enabled=True,
         retry_after="delta-seconds",
