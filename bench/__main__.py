@@ -18,11 +18,11 @@ from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 
-from bench import ceiling, chat, erasure, logins, streams, upload
+from bench import ceiling, chat, cluster, erasure, logins, streams, upload
 from bench.common import Figure, Report, create_user, raise_nofile_limit, running_server, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("ceiling", "chat", "logins", "streams", "upload", "erasure")
+SCENARIOS = ("ceiling", "chat", "logins", "streams", "upload", "erasure", "cluster")
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ class Plan:
     idle_seconds: float
     storm_seconds: float
     erasure_seconds: float
+    cluster_messages: int  # per route, one at a time
+    cluster_files: int  # 20 MiB uploads per store
 
 
 FULL = Plan(
@@ -46,6 +48,8 @@ FULL = Plan(
     idle_seconds=20,
     storm_seconds=10,
     erasure_seconds=10,
+    cluster_messages=50,
+    cluster_files=3,
 )
 QUICK = Plan(
     ceiling_seconds=5,
@@ -55,6 +59,8 @@ QUICK = Plan(
     idle_seconds=8,
     storm_seconds=5,
     erasure_seconds=5,
+    cluster_messages=20,
+    cluster_files=1,
 )
 
 
@@ -109,6 +115,8 @@ def _run(report: Report, plan: Plan, wanted: list[str]) -> None:
     if "erasure" in wanted:
         with running_server() as server:  # its own database, so the deletions free real pages
             _attempt(report, "erasure", partial(erasure.run, server.url, plan.erasure_seconds))
+    if "cluster" in wanted:  # starts its own two nodes, services and one-node baseline
+        _attempt(report, "cluster", partial(cluster.run, plan.cluster_messages, plan.cluster_files))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -125,6 +125,20 @@ def drop_created() -> None:
     _created.extend(left)
 
 
+def drop_database(url: str) -> None:
+    """Drop one database made by new_database now (a fixture's or a benchmark's)."""
+    name = make_url(url).database
+    for kept in (_created, _lasting):
+        if name in kept:
+            kept.remove(name)
+    engine = _admin(SERVER_URL or EXTRA_SERVER_URL)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        engine.dispose()
+
+
 def drop_template() -> None:
     """At the end of the run: the migrated template goes too."""
     _created.extend(_migrated_template + _lasting)

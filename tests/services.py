@@ -10,12 +10,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
 
-from tests.live import free_port
+from tests.live import LiveServer, free_port
 
 
 def start_redis(workdir: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
@@ -167,3 +169,60 @@ def stop_group(process: subprocess.Popen) -> None:
         except ProcessLookupError:
             pass
     process.wait(timeout=30)
+
+
+class Cluster(NamedTuple):
+    """Two app servers of one site and the object storage they share."""
+
+    a: LiveServer
+    b: LiveServer
+    s3: SeaweedFS
+
+
+@contextmanager
+def running_cluster(work: Path, workers: int = 2, **settings: str) -> Iterator[Cluster]:
+    """Nodes A and B in cluster mode, sharing a new PostgreSQL database, a Redis and a
+    SeaweedFS bucket, with the same key files; all on loopback, all stopped (and the
+    database dropped) when the block ends. Skips without PostgreSQL, redis-server or weed.
+    `settings`: more GHOSTCACHE_* values for both nodes (lower-case names)."""
+    from ghostcache.crypto import new_fernet_key
+    from tests.databases import drop_database, new_database, postgres_server_url
+
+    postgres_server_url()  # skips when no PostgreSQL server is configured
+    with ExitStack() as stack:
+        redis_server, redis_url = start_redis(work)
+        stack.callback(_quietly, lambda: (redis_server.kill(), redis_server.wait(timeout=30)))
+        s3 = start_seaweedfs(work / "s3")
+        stack.callback(_quietly, lambda: stop_group(s3.process))
+        database_url = new_database(lasting=True)
+        stack.callback(_quietly, lambda: drop_database(database_url))
+        keys = work / "keys"
+        keys.mkdir()
+        (keys / "master.key").write_text(new_fernet_key().reveal().decode() + "\n")
+        (keys / "secret.key").write_text(secrets.token_hex(32) + "\n")
+        shared = {
+            "cluster": "on",
+            "database_url": database_url,
+            "redis_url": redis_url,
+            "blob_url": f"s3://{s3.bucket}/site",
+            "s3_endpoint_url": s3.endpoint,
+            "master_key_file": str(keys / "master.key"),
+            "secret_key_file": str(keys / "secret.key"),
+            **settings,
+        }
+        aws = {"AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key}
+        nodes = []
+        for name in ("a", "b"):
+            node = LiveServer(work / f"node-{name}", workers, **shared)
+            node.env.update(aws, AWS_DEFAULT_REGION="us-east-1")
+            stack.callback(_quietly, node.kill)  # registered first: start() may fail half-way
+            nodes.append(node.start())
+        yield Cluster(nodes[0], nodes[1], s3)
+
+
+def _quietly(step: Callable[[], object]) -> None:
+    """One teardown step: a failure is printed, and the next steps still run."""
+    try:
+        step()
+    except Exception as exc:
+        print(f"teardown: {exc!r}", file=sys.stderr)

@@ -6,18 +6,21 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pyrage
 import pytest
 import requests
 
 from ghostcache.crypto import new_fernet_key
-from tests.databases import new_database, postgres_server_url
 from tests.live import LiveServer
-from tests.services import start_redis, start_seaweedfs, stop_group
+from tests.services import running_cluster
 from tests.test_chat_live import Client
 
 pytestmark = pytest.mark.live
@@ -28,41 +31,14 @@ PURGE_SECONDS = 2
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """Nodes A and B, every shared part real and on loopback."""
-    postgres_server_url()  # skips when no PostgreSQL server is configured
-    work = tmp_path_factory.mktemp("cluster")
-    redis_server, redis_url = start_redis(work)
-    s3 = start_seaweedfs(work / "s3")
-    keys = work / "keys"
-    keys.mkdir()
-    (keys / "master.key").write_text(new_fernet_key().reveal().decode() + "\n")
-    (keys / "secret.key").write_text("c" * 64 + "\n")
-    shared = {
-        "cluster": "on",
-        "database_url": new_database(lasting=True),
-        "redis_url": redis_url,
-        "blob_url": f"s3://{s3.bucket}/site",
-        "s3_endpoint_url": s3.endpoint,
-        "master_key_file": str(keys / "master.key"),
-        "secret_key_file": str(keys / "secret.key"),
+    settings = {
         "ratelimit": "on",
-        "ratelimits": "login=4/minute,send=1000/minute",
+        "ratelimits": "login=4/minute,send=1000/minute,register=1000/hour",
         "purge_interval_seconds": str(PURGE_SECONDS),
         "stream_seconds": "30",
     }
-    aws = {"AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key}
-    nodes = []
-    try:
-        for name in ("a", "b"):
-            node = LiveServer(work / f"node-{name}", **shared)
-            node.env.update(aws, AWS_DEFAULT_REGION="us-east-1")
-            nodes.append(node.start())
-        yield nodes[0], nodes[1], s3
-    finally:
-        for node in nodes:
-            node.kill()
-        stop_group(s3.process)
-        redis_server.kill()
-        redis_server.wait()
+    with running_cluster(tmp_path_factory.mktemp("cluster"), **settings) as both:
+        yield both
 
 
 _numbers = iter(range(1, 10_000))
@@ -164,6 +140,45 @@ def test_the_purge_runs_once_per_period_across_both_nodes(cluster):
 
 def _purges(node: LiveServer) -> int:
     return len(re.findall(r"purge: PurgeReport", node.log()))
+
+
+def _command(node: LiveServer, *args: str) -> subprocess.CompletedProcess:
+    """A `ghostcache` command with the node's settings, as an operator would run it there."""
+    command = [sys.executable, "-c", "from ghostcache.cli import main; main()", *args]
+    return subprocess.run(command, env=node.env, capture_output=True, text=True, timeout=120)
+
+
+def _replace(path: Path, text: str) -> None:
+    """Change a key file as an operator's tooling should: whole, never half-written."""
+    partial = path.with_name(path.name + ".new")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
+def test_the_master_key_rotates_while_both_nodes_serve(cluster):
+    a, b, _ = cluster
+    before, before_peer = _pair(a, b)  # user keys wrapped under the old key
+    key_file = Path(a.env["GHOSTCACHE_MASTER_KEY_FILE"])  # the nodes' copies, here one file
+    old, new = key_file.read_text().strip(), new_fernet_key().reveal().decode()
+
+    _replace(key_file, f"{old}\n{new}\n")  # 1: every node can open what the new key wraps
+    _replace(key_file, f"{new}\n{old}\n")  # 2: every node wraps with it
+    during, peer = _pair(b, a)  # registered on B meanwhile: wrapped under the new key
+    rotated = _command(a, "rotate-master-key")
+    assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+    retired = _command(b, "rotate-master-key", "--retire-old")
+    assert retired.returncode == 0 and "on every node" in retired.stdout, retired.stdout + retired.stderr
+    _replace(key_file, f"{new}\n")  # 3: the old key goes from every node
+
+    # Users from before, during and after the rotation all chat, through both nodes
+    # (accepting a request and reading history open both users' keys).
+    late, other = _pair(a, b)
+    for client, node in ((before, b), (during, a), (late, b)):
+        assert _on(client, node).get("/conversations").status_code == 200
+    for sender, receiver in ((before, before_peer), (during, peer), (late, other)):
+        sender.send(receiver, "after the rotation")
+        history = _on(receiver, b).get(f"/chat/{sender.id}").json()["messages"]
+        assert history[-1]["message"] == "after the rotation"
 
 
 def test_killing_a_node_loses_no_accepted_message(cluster):
