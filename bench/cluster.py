@@ -23,7 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,12 +44,12 @@ from bench.common import (
     send_stamped,
     tally,
 )
+from bench.upload import multipart_body
 from tests.live import LiveServer
 
 SCENARIO = "cluster (PostgreSQL, Redis, S3)"
 MB = 1024 * 1024
 FILE_MB = 20
-BLOCK = os.urandom(MB)
 CAP_SECONDS = 180.0  # the whole scenario, servers' start included
 DELIVERY_SECONDS = 60.0  # every message of both routes together
 MESSAGE_WAIT = 5.0  # one message's longest wait for its stream
@@ -283,25 +283,13 @@ def _transfer(stores: list[_Store], count: int, deadline: float) -> None:
                 store.size_mismatches.append(f"file {file_id}: {size} bytes, stored {stored_size}")
 
 
-def _body(boundary: str, token: str) -> Iterator[bytes]:
-    """The multipart body, generated as it goes: the CSRF token field before the file's."""
-    yield (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n'
-        f'{token}\r\n--{boundary}\r\nContent-Disposition: form-data; name="file"; '
-        f'filename="cluster.bin"\r\nContent-Type: application/octet-stream\r\n\r\n'
-    ).encode()
-    for _ in range(FILE_MB):
-        yield BLOCK
-    yield f"\r\n--{boundary}--\r\n".encode()
-
-
 def _upload(url: str, user: User) -> tuple[float, int]:
     """(seconds, the new file's id)."""
     boundary = "benchclusterboundary5c1e"
     started = time.perf_counter()
     answer = requests.post(
         url + "/file/upload",
-        data=_body(boundary, user.token),
+        data=multipart_body(boundary, user.token, FILE_MB),
         headers={
             "Content-Type": f"multipart/form-data; boundary={boundary}",
             "Accept": "application/json",

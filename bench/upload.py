@@ -33,8 +33,9 @@ SMALL_MB, LARGE_MB = 5, 50
 BLOCK = os.urandom(MB)
 
 
-def _body(boundary: str, token: str, size_mb: int) -> Iterator[bytes]:
-    """A multipart body generated on the fly, never held whole in memory."""
+def multipart_body(boundary: str, token: str, size_mb: int) -> Iterator[bytes]:
+    """A multipart upload body generated on the fly, never held whole in memory; the CSRF
+    token field comes before the file's, as the server requires."""
     yield (
         f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n'
         f'{token}\r\n--{boundary}\r\nContent-Disposition: form-data; name="file"; '
@@ -59,7 +60,7 @@ def _upload(url: str, user: User, size_mb: int) -> float:
     started = time.perf_counter()
     answer = requests.post(
         url + "/file/upload",
-        data=_body(boundary, user.token, size_mb),
+        data=multipart_body(boundary, user.token, size_mb),
         headers={
             "Content-Type": f"multipart/form-data; boundary={boundary}",
             "Accept": "application/json",
