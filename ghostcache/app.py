@@ -65,6 +65,9 @@ def _configure(app: Flask, settings: Settings) -> None:
     # class, but Flask's own DefaultJSONProvider (which has sort_keys) is what it holds.
     cast(DefaultJSONProvider, app.json).sort_keys = False
     logging.getLogger("ghostcache").setLevel(settings.log_level)
+    # The limiter's warnings (Redis gone: counting per process) but not its INFO lines,
+    # which name the counter (a keyed hash of an address or a user) of every refusal.
+    logging.getLogger("flask-limiter").setLevel(logging.WARNING)
 
 
 def _runtime(settings: Settings, clock: Clock) -> Runtime:

@@ -79,10 +79,12 @@ class GhostWorker(GeventWorker):
         errors.addFilter(_QuietTimeouts())
         if not self.app.settings.access_log:
             errors.addFilter(_PrivateErrors())
-        # The app's own messages (the purge's report, Redis coming and going) go where
-        # gunicorn's go, in its format; without a handler only warnings would show, bare.
-        ours = logging.getLogger("ghostcache")
-        ours.handlers, ours.propagate = list(errors.handlers), False
+        # The app's own messages (the purge's report, Redis coming and going, rate limits
+        # counted per process meanwhile) go where gunicorn's go, in its format; without a
+        # handler only warnings would show, bare.
+        for name in ("ghostcache", "flask-limiter"):
+            ours = logging.getLogger(name)
+            ours.handlers, ours.propagate = list(errors.handlers), False
         self._served: weakref.WeakSet = weakref.WeakSet()
         # Greenlets waiting for a kept-alive connection's next request, and the
         # timeout each waits under: a stop fires those at once.

@@ -172,11 +172,13 @@ def stop_group(process: subprocess.Popen) -> None:
 
 
 class Cluster(NamedTuple):
-    """Two app servers of one site and the object storage they share."""
+    """Two app servers of one site, the object storage and the Redis they share."""
 
     a: LiveServer
     b: LiveServer
     s3: SeaweedFS
+    redis: list[subprocess.Popen]  # the running redis-server, last (a test may restart it)
+    redis_url: str
 
 
 @contextmanager
@@ -191,7 +193,8 @@ def running_cluster(work: Path, workers: int = 2, **settings: str) -> Iterator[C
     postgres_server_url()  # skips when no PostgreSQL server is configured
     with ExitStack() as stack:
         redis_server, redis_url = start_redis(work)
-        stack.callback(_quietly, lambda: (redis_server.kill(), redis_server.wait(timeout=30)))
+        redis = [redis_server]
+        stack.callback(_quietly, lambda: (redis[-1].kill(), redis[-1].wait(timeout=30)))
         s3 = start_seaweedfs(work / "s3")
         stack.callback(_quietly, lambda: stop_group(s3.process))
         database_url = new_database(lasting=True)
@@ -217,7 +220,7 @@ def running_cluster(work: Path, workers: int = 2, **settings: str) -> Iterator[C
             node.env.update(aws, AWS_DEFAULT_REGION="us-east-1")
             stack.callback(_quietly, node.kill)  # registered first: start() may fail half-way
             nodes.append(node.start())
-        yield Cluster(nodes[0], nodes[1], s3)
+        yield Cluster(nodes[0], nodes[1], s3, redis, redis_url)
 
 
 def _quietly(step: Callable[[], object]) -> None:
