@@ -1,6 +1,7 @@
 """Every cipher GhostCache uses, behind a small named vocabulary.
 
-Nothing else in the code base calls a cipher directly. Key hierarchy:
+Nothing else on the server calls a cipher directly (e2ee.py is the client side of
+end-to-end encryption: the Python client's and the tests'). Key hierarchy:
 master keyring (outside the database) wraps each user's Fernet key; a user key
 encrypts that user's copies of connection secrets; a connection's chat key
 encrypts its messages; each uploaded file has its own age X25519 identity,
