@@ -97,7 +97,7 @@ def _init_extensions(app: Flask, settings: Settings) -> None:
 
 
 def _register_web(app: Flask, settings: Settings) -> None:
-    from .web import auth, chat, connections, docs, files, health, search
+    from .web import auth, chat, connections, docs, e2ee, files, health, search
     from .web.edge import init_edge
     from .web.errors import register_error_handlers
     from .web.headers import init_headers
@@ -110,7 +110,7 @@ def _register_web(app: Flask, settings: Settings) -> None:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n
         )
-    for module in (auth, connections, chat, search, files, docs, health):
+    for module in (auth, connections, chat, e2ee, search, files, docs, health):
         app.register_blueprint(module.bp)
     register_error_handlers(app)
     app.before_request(load_current_user)

@@ -334,6 +334,16 @@ def _check_shape(envelope: object) -> dict[str, str]:
     return dict(envelope)
 
 
+def envelope_shape(envelope: object, max_ciphertext: int) -> dict[str, str]:
+    """The envelope, if it has exactly the GCE1 fields with well-formed values and a `ct`
+    of at most `max_ciphertext` bytes; else E2EEError. The server's check: it decrypts
+    nothing, and a client still checks ids and keys itself (decrypt_message)."""
+    if isinstance(envelope, dict) and isinstance(envelope.get("ct"), str):
+        if len(envelope["ct"]) > (max_ciphertext * 4 + 2) // 3:  # the b64u length of that many bytes
+            raise E2EEError("field 'ct' is too long")
+    return _check_shape(envelope)
+
+
 def _b64u_field(envelope: dict[str, str], name: str) -> bytes:
     try:
         return b64u_decode(envelope[name])

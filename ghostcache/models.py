@@ -1,4 +1,5 @@
-"""The database schema: users, connections, contacts, files, grants, blocks, messages."""
+"""The database schema: users, connections, contacts, files, grants, blocks, messages,
+and what end-to-end encryption keeps (identities, backups, key events)."""
 
 from __future__ import annotations
 
@@ -64,6 +65,9 @@ class User(Model):
     # Bumped whenever one of the user's read markers moves: open streams compare it to
     # learn, in the look they make anyway, that another tab has read something.
     read_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Bumped when one of the user's conversations turns end-to-end encrypted or a
+    # contact's identity key changes: open streams compare it, as they do read_version.
+    e2ee_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Connection(Model):
@@ -83,6 +87,8 @@ class Connection(Model):
     receiver_pubkey_enc: Mapped[str | None] = mapped_column(Text)
     chat_key_enc_sender: Mapped[str | None] = mapped_column(Text)
     chat_key_enc_receiver: Mapped[str | None] = mapped_column(Text)
+    # Set once, when the conversation turns end-to-end encrypted (GCE1); never unset.
+    e2ee_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     def other_party(self, user_id: int) -> int:
         return self.receiver_id if self.sender_id == user_id else self.sender_id
@@ -145,8 +151,47 @@ class Message(Model):
     sender_id: Mapped[int] = _user_fk()
     receiver_id: Mapped[int] = _user_fk()
     content: Mapped[str] = mapped_column(Text)  # encrypted with the connection's chat key
+    # A GCE1 envelope (compact JSON) for an end-to-end encrypted message, whose `content`
+    # is then empty: the server never holds a key that opens it.
+    envelope: Mapped[str | None] = mapped_column(Text, nullable=True)
     timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
     delivered: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Identity(Model):
+    """A user's published GCE1 identity: the raw X25519 public key and its key id."""
+
+    __tablename__ = "identity"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
+    kid: Mapped[str] = mapped_column(String(32))
+    pub: Mapped[str] = mapped_column(String(64))  # b64u of 32 bytes
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class E2EEBackup(Model):
+    """A user's identity-key backup, sealed with a recovery key the server never sees."""
+
+    __tablename__ = "e2ee_backup"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
+    ctr: Mapped[int] = mapped_column(Integer)
+    salt: Mapped[str] = mapped_column(String(32))
+    iv: Mapped[str] = mapped_column(String(32))
+    blob: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class KeyEvent(Model):
+    """An identity reset: the key id a user had and the one that replaced it."""
+
+    __tablename__ = "key_event"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = _user_fk()
+    old_kid: Mapped[str] = mapped_column(String(32))
+    new_kid: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class RetiredName(Model):

@@ -128,7 +128,7 @@ def operation(
 
     if login:
         add(401, "login_required")
-    if method == "post":
+    if method in ("post", "put"):
         add(400, "csrf_failed")
         if body and JSON in body["content"]:
             add(400, "invalid_json")
@@ -140,7 +140,7 @@ def operation(
     if limited:
         add(429, "rate_limited")
     security: list[dict[str, list[str]]] = (
-        [{"session": [], "csrf": []}] if method == "post" else [{"session": []}] if login else []
+        [{"session": [], "csrf": []}] if method in ("post", "put") else [{"session": []}] if login else []
     )
     op: dict[str, Any] = {
         "operationId": op_id,
@@ -180,9 +180,28 @@ MESSAGE_FIELDS = {
     "sender_id": ID,
     "sender": string(pattern=USERNAME_PATTERN),
     "receiver_id": ID,
-    "message": TEXT,
     "timestamp": ref("Timestamp"),
 }
+TEXT_MESSAGE = MESSAGE_FIELDS | {"message": TEXT, "e2ee": const(False)}
+E2EE_MESSAGE = MESSAGE_FIELDS | {"envelope": ref("Envelope"), "e2ee": const(True)}
+B64U = r"^[A-Za-z0-9_-]*$"
+DECIMAL = r"^(0|[1-9][0-9]{0,18})$"
+ENVELOPE = obj(
+    {
+        "v": const("1"),
+        "alg": const("GCE1-X25519-HKDF-SHA256-A256GCM"),
+        "conv": string(pattern=r"^c(0|[1-9][0-9]{0,18})$"),
+        "sid": string(pattern=DECIMAL),
+        "rid": string(pattern=DECIMAL),
+        "skid": string(pattern=B64U, minLength=22, maxLength=22),
+        "rkid": string(pattern=B64U, minLength=22, maxLength=22),
+        "mid": string(pattern=B64U, minLength=22, maxLength=22),
+        "ts": string(pattern=DECIMAL),
+        "iv": string(pattern=B64U, minLength=16, maxLength=16),
+        "ct": string(pattern=B64U, minLength=363, maxLength=87_403),
+    }
+) | {"description": "A GCE1 envelope (docs/E2EE.md): ciphertext the server never opens."}
+NULLABLE_TIME = {"anyOf": [{"$ref": "#/components/schemas/Timestamp"}, {"type": "null"}]}
 FILE_FIELDS = {
     "id": ID,
     "filename": string(minLength=1, maxLength=255),
@@ -205,12 +224,33 @@ SCHEMAS = {
             "user": ref("User"),
         }
     ),
-    "Message": obj(MESSAGE_FIELDS),
-    "HistoryMessage": obj(MESSAGE_FIELDS | {"delivered": BOOL}),
+    "Message": {"oneOf": [obj(TEXT_MESSAGE), obj(E2EE_MESSAGE)]},
+    "HistoryMessage": {
+        "oneOf": [obj(TEXT_MESSAGE | {"delivered": BOOL}), obj(E2EE_MESSAGE | {"delivered": BOOL})]
+    },
+    "Envelope": ENVELOPE,
+    "Identity": obj(
+        {
+            "user_id": ID,
+            "username": string(pattern=USERNAME_PATTERN),
+            "kid": string(pattern=B64U, minLength=22, maxLength=22),
+            "pub": string(pattern=B64U, minLength=43, maxLength=43),
+            "created_at": ref("Timestamp"),
+        }
+    ),
+    "Backup": obj(
+        {
+            "ctr": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+            "salt": string(pattern=B64U, minLength=22, maxLength=22),
+            "iv": string(pattern=B64U, minLength=16, maxLength=16),
+            "blob": string(pattern=B64U, minLength=23, maxLength=87_382),
+            "updated_at": ref("Timestamp"),
+        }
+    ),
     "File": obj(FILE_FIELDS),
     "OwnedFile": obj(OWNED_FILE_FIELDS),
     "UploadedFile": obj(OWNED_FILE_FIELDS | {"key": string(pattern=r"^AGE-SECRET-KEY-1[0-9A-Z]+$")}),
-    "Error": obj({"error": string(pattern=r"^[a-z_]+$"), "message": string(minLength=1)}),
+    "Error": obj({"error": string(pattern=r"^[a-z][a-z0-9_]*$"), "message": string(minLength=1)}),
     "LoggedIn": obj(USER_FIELDS | {"csrf_token": string(minLength=1)}),
     "CsrfToken": obj({"csrf_token": string(minLength=1)}),
     "Connections": obj({"sent": CONNECTION_LIST, "received": CONNECTION_LIST, "accepted": CONNECTION_LIST}),
@@ -247,7 +287,14 @@ SECURITY_SCHEMES = {
 USERNAME_IN = string(minLength=1, description="Looked up without regard to case.")
 PASSWORD = string(minLength=8, maxLength=1024)
 MESSAGE_IN = string(minLength=1, maxLength=10_000)
-MESSAGE_ERRORS = {400: ("missing_field", "message_too_long", "invalid_receiver"), 403: ("not_connected",)}
+MESSAGE_ERRORS = {
+    400: ("missing_field", "message_too_long", "invalid_receiver", "bad_envelope"),
+    403: ("not_connected",),
+    409: ("e2ee_required", "e2ee_off", "stale_key"),
+}
+ENVELOPE_IN = ref("Envelope") | {
+    "description": "Instead of `message`, in an end-to-end encrypted conversation."
+}
 CONN_ID = path_param("conn_id", "A connection request's id; only its receiver may answer it.")
 FILE_ID = path_param("file_id", "A file's id.")
 OTHER_ID = path_param("other_id", "The other party's user id.")
@@ -548,7 +595,7 @@ def _chat() -> dict:
                 limited=True,
                 method="post",
                 tag="chat",
-                body=json_body({"receiver_id": ID, "message": MESSAGE_IN}),
+                body=json_body({"receiver_id": ID}, {"message": MESSAGE_IN, "envelope": ENVELOPE_IN}),
             )
         },
         "/chat/poll": {
@@ -582,7 +629,9 @@ def _chat() -> dict:
                 "Server-Sent Events: `message` (a message plus `with`, the other user; its `id:` "
                 "line is the message id), and, without `id:` lines, `request` (a connection "
                 "asking me), `contact` (a connection accepted, by either side), `share` (a file "
-                "shared with me) and `read` (`{with, unread}`: my read marker moved elsewhere).",
+                "shared with me), `read` (`{with, unread}`: my read marker moved elsewhere), `e2ee` "
+                "(`{with, e2ee_since}`: a conversation turned end-to-end encrypted) and `key` "
+                "(`{with, key_changed_at}`: a contact reset their identity key).",
                 {
                     OK: answer(
                         "An event stream; ends after GHOSTCACHE_STREAM_SECONDS.", TEXT, "text/event-stream"
@@ -624,7 +673,7 @@ def _chat() -> dict:
                 params=(OTHER_ID,),
                 method="post",
                 tag="chat",
-                body=json_body({"message": MESSAGE_IN}),
+                body=json_body({}, {"message": MESSAGE_IN, "envelope": ENVELOPE_IN}),
             ),
         },
     }
@@ -633,13 +682,18 @@ def _chat() -> dict:
 def _conversations() -> dict:
     unread = {"type": "integer", "minimum": 0}
     read_state = obj({"with": ref("User"), "unread": unread})
-    last_message = obj({"id": ID, "sender_id": ID}, {"preview": string(maxLength=100)})
+    last_message = obj(
+        {"id": ID, "sender_id": ID, "e2ee": BOOL},
+        {"preview": {"anyOf": [string(maxLength=100), {"type": "null"}]}},
+    )
     conversation = obj(
         {
             "user": ref("User"),
             "unread": unread,
             "last_message_at": {"anyOf": [ref("Timestamp"), {"type": "null"}]},
             "last_message": {"anyOf": [last_message, {"type": "null"}]},
+            "e2ee_since": NULLABLE_TIME,
+            "key_changed_at": NULLABLE_TIME,
         }
     )
     listing = obj({"requests": array(ref("Connection")), "conversations": array(conversation)})
@@ -675,6 +729,97 @@ def _conversations() -> dict:
                 method="post",
                 tag="chat",
                 body={"required": False, "content": content(upto | {"additionalProperties": True})},
+            )
+        },
+    }
+
+
+def _e2ee() -> dict:
+    pub = string(
+        pattern=B64U, minLength=43, maxLength=43, description="The raw X25519 public key, base64url."
+    )
+    identity = answer("The identity.", ref("Identity"))
+    user_id = path_param("user_id", "Yourself or an accepted contact.")
+    backup_in = {
+        "ctr": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+        "salt": string(pattern=B64U),
+        "iv": string(pattern=B64U),
+        "blob": string(pattern=B64U),
+        "password": PASSWORD,
+    }
+    switched = obj({"with": ref("User"), "e2ee_since": ref("Timestamp")})
+    return {
+        "/e2ee/identity": {
+            "post": operation(
+                "publishIdentity",
+                "Publish my GCE1 identity key, once (the server computes its kid).",
+                {201: identity},
+                errors={400: ("missing_field", "invalid_key"), 409: ("identity_exists",)},
+                limited=True,
+                method="post",
+                tag="e2ee",
+                body=json_body({"pub": pub}),
+            )
+        },
+        "/e2ee/identity/reset": {
+            "post": operation(
+                "resetIdentity",
+                "Replace my identity key (needs my login password); records a key event, and "
+                "my contacts' conversations with me show the key changed (event: key).",
+                {OK: identity},
+                errors={
+                    400: ("missing_field", "invalid_key"),
+                    401: ("invalid_credentials",),
+                    409: ("no_identity",),
+                },
+                limited=True,
+                method="post",
+                tag="e2ee",
+                body=json_body({"pub": pub, "password": PASSWORD}),
+            )
+        },
+        "/e2ee/identity/{user_id}": {
+            "get": operation(
+                "identity",
+                "My identity or an accepted contact's; 404 for anyone else or no identity.",
+                {OK: identity},
+                params=(user_id,),
+                tag="e2ee",
+            )
+        },
+        "/e2ee/backup": {
+            "get": operation(
+                "backup",
+                "My sealed identity backup (only mine); 404 when there is none.",
+                {OK: answer("The backup record.", ref("Backup"))},
+                errors={404: ("not_found",)},
+                tag="e2ee",
+            ),
+            "put": operation(
+                "putBackup",
+                "Store my sealed backup (needs my login password); ctr must be above the stored one.",
+                {OK: answer("The backup record as stored.", ref("Backup"))},
+                errors={
+                    400: ("missing_field", "invalid_backup", "invalid_field"),
+                    401: ("invalid_credentials",),
+                    409: ("stale_backup",),
+                },
+                limited=True,
+                method="put",
+                tag="e2ee",
+                body=json_body(backup_in),
+            ),
+        },
+        "/chat/{other_id}/e2ee": {
+            "post": operation(
+                "enableE2ee",
+                "Turn the conversation end-to-end encrypted (idempotent; both need an identity); "
+                "both sides' streams get event: e2ee.",
+                {OK: answer("The conversation is end-to-end encrypted.", switched)},
+                errors={403: ("not_connected",), 409: ("no_identity",)},
+                params=(OTHER_ID,),
+                method="post",
+                tag="e2ee",
             )
         },
     }
@@ -877,8 +1022,18 @@ def openapi_document() -> dict:
         "info": {"title": "GhostCache", "version": app_version, "description": DESCRIPTION},
         "tags": [
             {"name": name}
-            for name in ("accounts", "connections", "chat", "search", "files", "pages", "docs", "health")
+            for name in (
+                "accounts",
+                "connections",
+                "chat",
+                "e2ee",
+                "search",
+                "files",
+                "pages",
+                "docs",
+                "health",
+            )
         ],
-        "paths": _accounts() | _connections() | _chat() | _search() | _files() | _health(),
+        "paths": _accounts() | _connections() | _chat() | _e2ee() | _search() | _files() | _health(),
         "components": copy.deepcopy({"schemas": SCHEMAS, "securitySchemes": SECURITY_SCHEMES}),
     }

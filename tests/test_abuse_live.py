@@ -30,7 +30,7 @@ from tests.test_chat_live import Client
 pytestmark = pytest.mark.live
 
 FRAME = re.compile(rb"id: (\d+)\nevent: message\ndata: ([^\n]*)\n\n")
-MESSAGE_FIELDS = {"id", "sender_id", "sender", "receiver_id", "message", "timestamp", "with"}
+MESSAGE_FIELDS = {"id", "sender_id", "sender", "receiver_id", "message", "e2ee", "timestamp", "with"}
 
 
 # -- helpers --------------------------------------------------------------------------------

@@ -40,6 +40,8 @@ STRANGER = {
     "files.hide": 404,
     "chat.page": 403,  # other_id is a user id: answer is not_connected, never the history
     "chat.post": 403,
+    "e2ee.identity": 404,  # the same 404 as for no such user and for no identity
+    "e2ee.enable": 403,  # other_id is a user id: not_connected, as for chat
 }
 
 MEMBER_ONLY = {
@@ -60,6 +62,10 @@ MEMBER_ONLY = {
     "files.index",
     "files.upload_form",
     "files.upload",
+    "e2ee.publish_identity",
+    "e2ee.reset_identity",
+    "e2ee.backup",  # only ever the caller's own
+    "e2ee.put_backup",
 } | set(STRANGER)
 
 

@@ -12,7 +12,7 @@ from ghostcache.models import Message
 from ghostcache.services import chat
 from ghostcache.services.context import Context
 
-MESSAGE_FIELDS = {"id", "sender_id", "sender", "receiver_id", "message", "timestamp"}
+MESSAGE_FIELDS = {"id", "sender_id", "sender", "receiver_id", "message", "e2ee", "timestamp"}
 
 
 @pytest.fixture
@@ -188,6 +188,7 @@ def test_poll_returns_undelivered_messages_oldest_first_then_nothing(alice, bob,
         "sender": "alice",
         "receiver_id": bob.id,
         "message": "one",
+        "e2ee": False,
         "timestamp": "2026-01-01T12:00:00+00:00",
     }
     assert messages[1]["timestamp"] == "2026-01-01T12:00:05+00:00"

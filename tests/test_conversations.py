@@ -205,7 +205,8 @@ def test_each_row_has_its_last_message_and_its_time(pair, clock):
     last = send(bob, alice, "  a reply\nover two lines  ")
     (row,) = listing(alice)["conversations"]
     assert row["user"] == {"id": bob.id, "username": "bob"}
-    assert row["last_message"] == {"id": last, "sender_id": bob.id, "preview": "a reply over two lines"}
+    expected = {"id": last, "sender_id": bob.id, "e2ee": False, "preview": "a reply over two lines"}
+    assert row["last_message"] == expected
     assert row["last_message_at"] == clock.now().isoformat(timespec="seconds")
 
 
@@ -226,7 +227,7 @@ def test_previews_can_be_left_out(pair):
     alice, bob = pair
     message_id = send(alice, bob)
     (row,) = bob.get("/conversations?preview=0").get_json()["conversations"]
-    assert row["last_message"] == {"id": message_id, "sender_id": alice.id}
+    assert row["last_message"] == {"id": message_id, "sender_id": alice.id, "e2ee": False}
     assert row["unread"] == 1 and row["last_message_at"] is not None
 
 

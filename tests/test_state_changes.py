@@ -22,7 +22,8 @@ def state(app) -> dict:
     m = models
     with app.app_context():
         rows = {}
-        for model in (m.Connection, m.Contact, m.Message, m.File, m.FileAccess, m.Blacklist, m.RetiredName):
+        tables = (m.Connection, m.Contact, m.Message, m.File, m.FileAccess, m.Blacklist, m.RetiredName)
+        for model in (*tables, m.Identity, m.E2EEBackup, m.KeyEvent):
             rows[model.__name__] = sorted(
                 repr(sorted(r._mapping.items())) for r in db.session.execute(select(model.__table__))
             )
@@ -46,7 +47,8 @@ def test_no_get_route_changes_anything_when_another_site_asks(app, world):
     """Every GET route, followed as a link from another site (the browser sends the
     session cookie on a top-level navigation), leaves the database as it was."""
     alice, bob, file_id = world
-    values = {"other_id": alice.id, "file_id": file_id, "filename": "app.css", "conn_id": 1}
+    values = {"other_id": alice.id, "user_id": alice.id, "file_id": file_id, "filename": "app.css"}
+    values["conn_id"] = 1
     paths = []
     for rule in app.url_map.iter_rules():
         if "GET" in rule.methods and rule.endpoint != "static":

@@ -185,12 +185,7 @@ def change_destruction_password(ctx: Context, user_id: int, current: str | None,
     """
     current = _require(current, "password")
     new = _require(new, "new_d_pass")
-    with ctx.read():
-        user = ctx.db.get(User, user_id)
-    if user is None:  # deleted since the session was checked
-        raise _account_gone()
-    if not ctx.rt.cpu.run(ctx.rt.passwords.verify, user.password_hash, current):
-        raise Unauthorized("invalid_credentials", "The current password is wrong.")
+    user = verify_current_password(ctx, user_id, current)
     _check_password(new)
     # Compared with the login password the caller has just proved, never with the old
     # destruction password: no answer here depends on what that one was.
@@ -199,6 +194,20 @@ def change_destruction_password(ctx: Context, user_id: int, current: str | None,
     new_hash = ctx.rt.cpu.run(ctx.rt.passwords.hash, new)
     if not _update_user(ctx, user, dpass_hash=new_hash):
         raise _account_gone()
+
+
+def verify_current_password(ctx: Context, user_id: int, password: str | None) -> User:
+    """The signed-in user, once `password` is proved to be their login password (checked
+    off the event loop, outside any transaction); else 401 invalid_credentials, or
+    400 missing_field when it is absent."""
+    password = _require(password, "password")
+    with ctx.read():
+        user = ctx.db.get(User, user_id)
+    if user is None:  # deleted since the session was checked
+        raise _account_gone()
+    if not ctx.rt.cpu.run(ctx.rt.passwords.verify, user.password_hash, password):
+        raise Unauthorized("invalid_credentials", "The current password is wrong.")
+    return user
 
 
 def _account_gone() -> Unauthorized:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -11,9 +12,10 @@ from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from ..crypto import CryptoError, decrypt_for_user, decrypt_message, encrypt_message, unwrap_user_key
 from ..models import Connection, Contact, FileAccess, Message, User
 from ..secrets import Secret
+from . import e2ee
 from .connections import ACCEPTED, accepted_between
 from .context import MAX_ID, Context, present
-from .errors import Forbidden, Invalid
+from .errors import Conflict, Invalid, not_connected
 from .views import iso, message_view, user_view
 
 MAX_MESSAGE = 10_000
@@ -44,11 +46,6 @@ def _positive_int(raw: object) -> int | None:
     return None
 
 
-def not_connected() -> Forbidden:
-    """403 not_connected: no accepted connection with that user (or no such user)."""
-    return Forbidden("not_connected", "You can only chat with accepted contacts.")
-
-
 def _chat_key(ctx: Context, conn: Connection, user_id: int, user_key: Secret | None = None) -> Secret:
     if user_key is None:
         user_key = unwrap_user_key(ctx.rt.keyring, present(ctx.db.get(User, user_id)).keys_database_key)
@@ -56,20 +53,23 @@ def _chat_key(ctx: Context, conn: Connection, user_id: int, user_key: Secret | N
     return decrypt_for_user(user_key, present(wrapped))
 
 
-def send(ctx: Context, me: int, receiver_raw: object, text: object) -> dict:
-    """Store a message encrypted with the connection's chat key; it waits for delivery."""
+def send(ctx: Context, me: int, receiver_raw: object, text: object, envelope_raw: object = None) -> dict:
+    """Store a message, waiting for delivery: a text encrypted with the connection's chat
+    key, or, in an end-to-end encrypted conversation, a GCE1 envelope as it came."""
     receiver_id = parse_receiver(receiver_raw, me)
-    if not isinstance(text, str) or not text.strip():
-        raise Invalid("missing_field", "The field 'message' is required.")
-    if len(text) > MAX_MESSAGE:
-        raise Invalid("message_too_long", f"Messages can have at most {MAX_MESSAGE:,} characters.")
+    envelope = None
+    if envelope_raw is not None:
+        if text is not None:
+            raise e2ee.bad_envelope("send either 'message' or 'envelope', not both")
+        envelope = e2ee.envelope_shape(envelope_raw)
+    else:
+        _check_text(text)
     # One transaction from the check to the insert: a deletion or a block cannot slip in between.
     with ctx.write():
         keys = _sending_keys(ctx, me, receiver_id) if receiver_id <= MAX_ID else None
         if keys is None:
             raise not_connected()
-        user_key = unwrap_user_key(ctx.rt.keyring, keys.keys_database_key)
-        wrapped = keys.chat_key_enc_sender if keys.sender_id == me else keys.chat_key_enc_receiver
+        content, stored = _content(ctx, keys, me, receiver_id, text, envelope)
         timestamp = ctx.now()
         message_id = ctx.db.execute(
             _INSERT,
@@ -77,7 +77,8 @@ def send(ctx: Context, me: int, receiver_raw: object, text: object) -> dict:
                 "connection_id": keys.id,
                 "sender_id": me,
                 "receiver_id": receiver_id,
-                "content": encrypt_message(decrypt_for_user(user_key, present(wrapped)), text),
+                "content": content,
+                "envelope": stored,
                 "timestamp": timestamp,
                 "delivered": False,
             },
@@ -86,6 +87,29 @@ def send(ctx: Context, me: int, receiver_raw: object, text: object) -> dict:
     # the receiver's streams show it, and so do the sender's other tabs.
     ctx.publish(receiver_id, me)
     return {"status": "queued", "id": message_id, "timestamp": iso(timestamp)}
+
+
+def _check_text(text: object) -> None:
+    if not isinstance(text, str) or not text.strip():
+        raise Invalid("missing_field", "The field 'message' is required.")
+    if len(text) > MAX_MESSAGE:
+        raise Invalid("message_too_long", f"Messages can have at most {MAX_MESSAGE:,} characters.")
+
+
+def _content(
+    ctx: Context, keys: Any, me: int, receiver_id: int, text: object, envelope: dict[str, str] | None
+) -> tuple[str, str | None]:
+    """(content, envelope) to store: no plaintext into an E2EE conversation, no envelope
+    into another (409 either way: no silent downgrade, nothing undecryptable)."""
+    if keys.e2ee_since is not None:
+        if envelope is None:
+            raise Conflict("e2ee_required", "This conversation is end-to-end encrypted: send an envelope.")
+        return "", e2ee.check_envelope(ctx, envelope, me, receiver_id, keys.id)
+    if envelope is not None:
+        raise Conflict("e2ee_off", "This conversation is not end-to-end encrypted: send the message as text.")
+    user_key = unwrap_user_key(ctx.rt.keyring, keys.keys_database_key)
+    wrapped = keys.chat_key_enc_sender if keys.sender_id == me else keys.chat_key_enc_receiver
+    return encrypt_message(decrypt_for_user(user_key, present(wrapped)), str(text)), None
 
 
 def _sending_keys(ctx: Context, me: int, other: int) -> Any:
@@ -101,7 +125,16 @@ _MESSAGE, _CONN, _USER, _CONTACT, _ACCESS = (
     cast(Table, m.__table__) for m in (Message, Connection, User, Contact, FileAccess)
 )
 _M, _C, _U, _K, _A = _MESSAGE.c, _CONN.c, _USER.c, _CONTACT.c, _ACCESS.c
-_ROW = (_M.id, _M.connection_id, _M.sender_id, _M.receiver_id, _M.content, _M.timestamp, _M.delivered)
+_ROW = (
+    _M.id,
+    _M.connection_id,
+    _M.sender_id,
+    _M.receiver_id,
+    _M.content,
+    _M.envelope,
+    _M.timestamp,
+    _M.delivered,
+)
 _MINE = or_(_M.receiver_id == bindparam("me"), _M.sender_id == bindparam("me"))
 _PENDING = select(_M.id).where(_M.receiver_id == bindparam("me"), _M.delivered.is_(False)).limit(1)
 _NEWER = select(*_ROW).where(_MINE, _M.id > bindparam("cursor"))
@@ -125,6 +158,7 @@ _LOOK = select(
     _newest(_K.id, _K.owner_id).label("contacts"),
     _newest(_A.id, _A.user_id).label("shares"),
     _U.read_version,
+    _U.e2ee_version,
 ).where(_U.id == bindparam("me"))
 _CLAIM = (
     update(_MESSAGE)
@@ -133,7 +167,14 @@ _CLAIM = (
     .returning(*_ROW)
 )
 _SENDING_KEYS = (
-    select(_C.id, _C.sender_id, _C.chat_key_enc_sender, _C.chat_key_enc_receiver, _U.keys_database_key)
+    select(
+        _C.id,
+        _C.sender_id,
+        _C.chat_key_enc_sender,
+        _C.chat_key_enc_receiver,
+        _C.e2ee_since,
+        _U.keys_database_key,
+    )
     .select_from(_CONN.join(_USER, _U.id == bindparam("me")))
     .where(_C.pair_low == bindparam("low"), _C.pair_high == bindparam("high"), _C.status == ACCEPTED)
 )
@@ -207,14 +248,15 @@ class StreamPosition:
 
 @dataclass(frozen=True)
 class Marks:
-    """The newest request to me, contact and share of mine (highest row ids) and my read
-    version, as one look saw them: a stream compares them with what it has seen to know
+    """The newest request to me, contact and share of mine (highest row ids), my read
+    version and my E2EE version, as one look saw them: a stream compares them with what it has seen to know
     whether anything besides messages is new (see conversations.news)."""
 
     requests: int
     contacts: int
     shares: int
     reads: int
+    e2ee: int = 0
 
 
 @dataclass(frozen=True)
@@ -253,7 +295,9 @@ def stream_batch(ctx: Context, me: int, position: StreamPosition, session_versio
         with ctx.read():
             views = render(ctx, me, ordered, conversation=True, keys=position.keys)
     position.cursor = max([newest if position.cursor is None else position.cursor, *rows])
-    marks = Marks(look.requests or 0, look.contacts or 0, look.shares or 0, look.read_version)
+    marks = Marks(
+        look.requests or 0, look.contacts or 0, look.shares or 0, look.read_version, look.e2ee_version
+    )
     return StreamBatch(views, marks)
 
 
@@ -325,6 +369,8 @@ def render(
     for row, text in zip(rows, texts, strict=True):
         flag = None if delivered is None else row.id in delivered
         view = message_view(row, keys.names[row.sender_id], text, flag)
+        if text is None:
+            view["envelope"] = json.loads(row.envelope)
         if conversation:
             other = row.receiver_id if row.sender_id == me else row.sender_id
             view["with"] = {"id": other, "username": keys.names[other]}
@@ -332,10 +378,12 @@ def render(
     return result
 
 
-def _decrypt(ctx: Context, me: int, rows: Sequence[Any], keys: OpenedKeys) -> list[str]:
+def _decrypt(ctx: Context, me: int, rows: Sequence[Any], keys: OpenedKeys) -> list[str | None]:
+    """The texts of the rows, None for E2EE ones (the server cannot open those)."""
     keys.load(ctx, me, rows)
-    pairs = [(keys.chat[row.connection_id], row.content) for row in rows]
-    return _decrypt_all(pairs) if len(pairs) < INLINE_DECRYPTS else ctx.rt.cpu.run(_decrypt_all, pairs)
+    pairs = [(keys.chat[row.connection_id], row.content) for row in rows if row.envelope is None]
+    texts = iter(_decrypt_all(pairs) if len(pairs) < INLINE_DECRYPTS else ctx.rt.cpu.run(_decrypt_all, pairs))
+    return [None if row.envelope is not None else next(texts) for row in rows]
 
 
 def _decrypt_all(pairs: list[tuple[Secret, str]]) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Table, bindparam, func, select, update
@@ -13,6 +14,7 @@ from sqlalchemy import CursorResult, Table, bindparam, func, select, update
 from ..crypto import decrypt_for_user, decrypt_message, unwrap_user_key
 from ..models import Connection, Contact, File, FileAccess, Message, User
 from ..secrets import Secret
+from . import e2ee
 from .chat import INLINE_DECRYPTS, Marks, not_connected, optional_id
 from .connections import ACCEPTED, PENDING
 from .context import MAX_ID, Context
@@ -49,6 +51,7 @@ _CONVERSATIONS = (
         _C.sender_id,
         _C.chat_key_enc_sender,
         _C.chat_key_enc_receiver,
+        _C.e2ee_since,
         _LAST,
         _UNREAD.label("unread"),
     )
@@ -56,9 +59,9 @@ _CONVERSATIONS = (
     .where(_K.owner_id == bindparam("me"))
     .order_by(_LAST.is_(None), _LAST.desc(), _K.created_at.desc(), _K.id.desc())
 )
-_LAST_MESSAGES = select(_M.id, _M.sender_id, _M.content, _M.timestamp).where(
-    _M.id.in_(bindparam("ids", expanding=True))
-)
+_LAST_MESSAGES = select(
+    _M.id, _M.sender_id, _M.content, _M.envelope.is_not(None).label("e2ee"), _M.timestamp
+).where(_M.id.in_(bindparam("ids", expanding=True)))
 _USER_KEY = select(_U.keys_database_key).where(_U.id == bindparam("me"))
 _READ_VERSION = select(_U.read_version).where(_U.id == bindparam("me"))
 _READ_STATE = (
@@ -92,8 +95,20 @@ def overview(ctx: Context, me: int, with_previews: bool = True) -> dict:
         ids = [row.last_id for row in rows if row.last_id is not None]
         last = {m.id: m for m in ctx.db.execute(_LAST_MESSAGES, {"ids": ids})} if ids else {}
         wrapped_key = ctx.db.scalar(_USER_KEY, {"me": me}) if last and with_previews else None
+        changed = e2ee.key_changes(ctx, [row.contact_id for row in rows])
     previews = _previews(ctx, me, wrapped_key, rows, last)
-    return {"requests": requests, "conversations": [_conversation(row, last, previews) for row in rows]}
+    listed = [_conversation(row, last, previews, with_previews) | _e2ee_fields(row, changed) for row in rows]
+    return {"requests": requests, "conversations": listed}
+
+
+def _e2ee_fields(row: Any, changed: dict[int, datetime]) -> dict:
+    """When the conversation turned end-to-end encrypted, and when the contact's identity
+    key last changed (a reset: clients warn and compare safety numbers again)."""
+    at = changed.get(row.contact_id)
+    return {
+        "e2ee_since": iso(row.e2ee_since) if row.e2ee_since is not None else None,
+        "key_changed_at": iso(at) if at is not None else None,
+    }
 
 
 def _requests(ctx: Context, me: int, after: int = 0, upto: int = MAX_ID) -> list[dict]:
@@ -102,7 +117,7 @@ def _requests(ctx: Context, me: int, after: int = 0, upto: int = MAX_ID) -> list
     return [connection_view(conn, sender) for conn, sender in rows]
 
 
-def _conversation(row: Any, last: dict[int, Any], previews: dict[int, str]) -> dict:
+def _conversation(row: Any, last: dict[int, Any], previews: dict[int, str], with_previews: bool) -> dict:
     message = last.get(row.last_id)
     view: dict[str, Any] = {
         "user": {"id": row.contact_id, "username": row.username},
@@ -111,9 +126,9 @@ def _conversation(row: Any, last: dict[int, Any], previews: dict[int, str]) -> d
         "last_message": None,
     }
     if message is not None:
-        view["last_message"] = {"id": message.id, "sender_id": message.sender_id}
-        if message.id in previews:
-            view["last_message"]["preview"] = previews[message.id]
+        view["last_message"] = {"id": message.id, "sender_id": message.sender_id, "e2ee": message.e2ee}
+        if with_previews:  # an end-to-end encrypted message has none: the server cannot read it
+            view["last_message"]["preview"] = previews.get(message.id)
     return view
 
 
@@ -127,7 +142,7 @@ def _previews(
     user_key = unwrap_user_key(ctx.rt.keyring, wrapped_key)
     jobs = []
     for row in rows:
-        if row.last_id in last:
+        if row.last_id in last and not last[row.last_id].e2ee:
             wrapped = row.chat_key_enc_sender if row.sender_id == me else row.chat_key_enc_receiver
             jobs.append((row.last_id, wrapped, last[row.last_id].content))
     if len(jobs) < INLINE_DECRYPTS:
@@ -226,11 +241,14 @@ def _read_target(ctx: Context, me: int, other_id: int, upto: int) -> _ReadTarget
 @dataclass
 class NewsPosition:
     """What one stream has reported besides messages: the marks of its last look (None
-    before its first) and my read markers (contact id -> marker) as of `read_version`."""
+    before its first), my read markers (contact id -> marker) as of `read_version`, and
+    my conversations' E2EE state (see e2ee.conversation_state) as of `e2ee_version`."""
 
     marks: Marks | None = None
     read_version: int = 0
     read_markers: dict[int, int] = field(default_factory=dict)
+    e2ee_version: int = 0
+    e2ee_state: dict[int, tuple] = field(default_factory=dict)
 
 
 def news(ctx: Context, me: int, seen: NewsPosition, marks: Marks, shown_upto: int) -> list[tuple[str, dict]]:
@@ -246,6 +264,7 @@ def news(ctx: Context, me: int, seen: NewsPosition, marks: Marks, shown_upto: in
     if before is None:
         with ctx.read():
             _note_read_markers(ctx, me, seen)
+            seen.e2ee_version, seen.e2ee_state = marks.e2ee, e2ee.conversation_state(ctx, me)
         return []
     if marks == before:
         return []
@@ -259,6 +278,8 @@ def news(ctx: Context, me: int, seen: NewsPosition, marks: Marks, shown_upto: in
             events += [("share", f) for f in _new_shares(ctx, me, before.shares, marks.shares)]
         if marks.reads != seen.read_version:
             events += [("read", r) for r in _read_changes(ctx, me, seen, shown_upto)]
+        if marks.e2ee != seen.e2ee_version:
+            events += _e2ee_changes(ctx, me, seen, marks.e2ee)
     return events
 
 
@@ -318,3 +339,19 @@ def _read_changes(ctx: Context, me: int, seen: NewsPosition, shown_upto: int) ->
         for row in rows
         if row.last_read_id != before.get(row.contact_id, 0)
     ]
+
+
+def _e2ee_changes(ctx: Context, me: int, seen: NewsPosition, version: int) -> list[tuple[str, dict]]:
+    """`e2ee` for each conversation that turned end-to-end encrypted, `key` for each
+    contact whose identity key changed, since the state this stream last noted."""
+    before, seen.e2ee_version = seen.e2ee_state, version
+    seen.e2ee_state = e2ee.conversation_state(ctx, me)
+    events: list[tuple[str, dict]] = []
+    for contact_id, (user, since, changed) in seen.e2ee_state.items():
+        # A contact new since then starts with no E2EE, and with its key as it is now.
+        _, since_before, changed_before = before.get(contact_id, (user, None, changed))
+        if since is not None and since_before is None:
+            events.append(("e2ee", {"with": user, "e2ee_since": iso(since)}))
+        if changed is not None and changed != changed_before:
+            events.append(("key", {"with": user, "key_changed_at": iso(changed)}))
+    return events

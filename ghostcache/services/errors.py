@@ -42,3 +42,8 @@ class TooLarge(DomainError):
 
 def not_found(what: str = "That") -> NotFound:
     return NotFound("not_found", f"{what} does not exist or is not yours to see.")
+
+
+def not_connected() -> Forbidden:
+    """403 not_connected: no accepted connection with that user (or no such user)."""
+    return Forbidden("not_connected", "You can only chat with accepted contacts.")

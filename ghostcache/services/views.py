@@ -24,15 +24,19 @@ def connection_view(conn: Connection, other: User) -> dict:
     }
 
 
-def message_view(message, sender_name: str, text: str, delivered: bool | None = None) -> dict:
-    view = {
+def message_view(message, sender_name: str, text: str | None, delivered: bool | None = None) -> dict:
+    """A message; an end-to-end encrypted one (text None) has no "message" and
+    "e2ee": true (the caller adds its "envelope")."""
+    view: dict = {
         "id": message.id,
         "sender_id": message.sender_id,
         "sender": sender_name,
         "receiver_id": message.receiver_id,
-        "message": text,
+        "e2ee": text is None,
         "timestamp": iso(message.timestamp),
     }
+    if text is not None:
+        view["message"] = text
     if delivered is not None:
         view["delivered"] = delivered
     return view

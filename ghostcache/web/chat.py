@@ -35,7 +35,7 @@ bp = Blueprint("chat", __name__)
 @login_required
 @on_error(endpoint="connections.index")
 def send():
-    sent = chat.send(context(), me(), raw_field("receiver_id"), raw_field("message"))
+    sent = chat.send(context(), me(), raw_field("receiver_id"), raw_field("message"), raw_field("envelope"))
     return respond(sent, 201, html=lambda: redirect(url_for("connections.index")))
 
 
@@ -98,7 +98,7 @@ def conversation_list():
 @login_required
 @on_error()
 def post(other_id: int):
-    sent = chat.send(context(), me(), other_id, raw_field("message"))
+    sent = chat.send(context(), me(), other_id, raw_field("message"), raw_field("envelope"))
     return respond(sent, 201, html=lambda: redirect(url_for("chat.page", other_id=other_id)))
 
 

@@ -54,7 +54,8 @@ def body_limits(settings: Settings) -> dict[str, BodyLimit]:
         slow=True,
     )
     message = _form_limit(MESSAGE_BODY)
-    return {"files.upload": upload, "chat.send": message, "chat.post": message}
+    # A backup's sealed blob may reach 64 KiB (services/e2ee.py): as base64url, 86 KB.
+    return {"files.upload": upload, "chat.send": message, "chat.post": message, "e2ee.put_backup": message}
 
 
 def _stalled() -> RequestTimeout:

@@ -23,7 +23,17 @@ POLICY: dict[str, tuple[str, tuple[str, ...], str]] = {
     "connect": ("30/hour", ("connections.connect",), "user"),
     "send": ("120/minute", ("chat.send", "chat.post"), "user"),
     "upload": ("30/hour", ("files.upload",), "user"),
-    "password": ("10/hour", ("auth.change_password", "auth.change_destruction_password"), "user"),
+    "password": (
+        "10/hour",
+        (
+            "auth.change_password",
+            "auth.change_destruction_password",
+            "e2ee.publish_identity",
+            "e2ee.reset_identity",
+            "e2ee.put_backup",
+        ),
+        "user",
+    ),
 }
 # Blueprints never counted nor refused: load balancers' probes (/healthz, /readyz).
 EXEMPT = ("health",)
