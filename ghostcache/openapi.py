@@ -768,7 +768,7 @@ def _e2ee() -> dict:
                 "my contacts' conversations with me show the key changed (event: key).",
                 {OK: identity},
                 errors={
-                    400: ("missing_field", "invalid_key"),
+                    400: ("missing_field", "invalid_key", "invalid_field"),
                     401: ("invalid_credentials",),
                     409: ("no_identity",),
                 },
