@@ -247,6 +247,18 @@ def _shared_secret(private: X25519PrivateKey, peer_pub: bytes) -> bytes:
     return shared
 
 
+def usable_public_key(pub: bytes) -> bool:
+    """True when `pub` is a 32-byte X25519 key that can agree a secret: a low-order point
+    (which makes every shared secret zero, whatever the other side's key) is not."""
+    if len(pub) != 32:
+        return False
+    try:
+        _shared_secret(generate_identity(), pub)
+    except E2EEError:
+        return False
+    return True
+
+
 def _pair_salt(pub_a: bytes, pub_b: bytes) -> bytes:
     low, high = sorted((pub_a, pub_b))
     return hashlib.sha256(b"GCE1 pair salt" + low + high).digest()

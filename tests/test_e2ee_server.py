@@ -152,6 +152,33 @@ def test_a_pub_that_is_not_32_bytes_of_base64url_is_refused(alice, pub):
     assert response.get_json()["error"] in {"missing_field", "invalid_key"}
 
 
+# X25519 points of small order: every secret agreed with one is all zeros, so a key like
+# this would let a malicious client (or server) make "encrypted" messages readable by all.
+LOW_ORDER_POINTS = [
+    bytes(32),
+    (1).to_bytes(32, "little"),
+    bytes.fromhex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"),
+    bytes.fromhex("5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157"),
+    bytes.fromhex("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+]
+
+
+@pytest.mark.parametrize("point", LOW_ORDER_POINTS, ids=lambda p: p.hex()[:8])
+def test_a_low_order_pub_is_refused_on_publish_and_on_reset(alice, point):
+    response = alice.session.post("/e2ee/identity", {"pub": gce1.b64u(point)})
+    assert error(response) == (400, "invalid_key")
+    ok(alice.publish(), 201)
+    reset = alice.session.post("/e2ee/identity/reset", {"pub": gce1.b64u(point), "password": PASSWORD})
+    assert error(reset) == (400, "invalid_key")
+
+
+def test_a_reset_to_the_current_key_is_refused_and_warns_nobody(app, alice):
+    ok(alice.publish(), 201)
+    body = {"pub": gce1.b64u(alice.pub), "password": PASSWORD}
+    assert error(alice.session.post("/e2ee/identity/reset", body)) == (400, "invalid_key")
+    assert count(app, KeyEvent) == 0
+
+
 def test_identities_are_seen_by_yourself_and_accepted_contacts_only(pair, make_user):
     alice, bob = pair
     stranger = Client(make_user())

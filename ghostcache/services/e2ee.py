@@ -33,6 +33,8 @@ def _pub(raw: object) -> tuple[str, str]:
     key = _decoded(raw, 64)
     if key is None or len(key) != 32:
         raise Invalid("invalid_key", "'pub' must be a raw 32-byte X25519 key in base64url (no padding).")
+    if not gce1.usable_public_key(key):
+        raise Invalid("invalid_key", "'pub' is a low-order X25519 point that agrees no secret.")
     return gce1.b64u(key), gce1.kid(key)
 
 
@@ -77,6 +79,8 @@ def reset_identity(ctx: Context, me: int, pub_raw: object, password: str | None)
         identity = ctx.db.get(Identity, me)
         if identity is None:
             raise Conflict("no_identity", "You have no identity to reset; publish one.")
+        if identity.kid == kid:  # a reset that changes nothing would still warn every contact
+            raise Invalid("invalid_key", "'pub' is your current key; a reset needs a new one.")
         now = ctx.now()
         ctx.db.add(KeyEvent(user_id=me, old_kid=identity.kid, new_kid=kid, at=now))
         identity.kid, identity.pub, identity.created_at = kid, pub, now
