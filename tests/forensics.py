@@ -211,6 +211,9 @@ class Victim:
     messages: list[str]  # of the victim's conversations, both directions
     filename: str
     hashes: tuple[str, str] = ("", "")  # password_hash, dpass_hash, read from a copy
+    # name -> text stored as it came (E2EE identity keys, sealed backups, envelopes): no
+    # secret to anyone, but it must go with the account all the same.
+    stored: dict[str, str] = field(default_factory=dict)
 
     def needles(self) -> dict[str, tuple[bytes, bool]]:
         """Name -> (bytes, any_case). The username in any case (it is stored lower-cased
@@ -218,6 +221,7 @@ class Victim:
         found = {f"message {i}": (text.encode(), False) for i, text in enumerate(self.messages)}
         found["username"] = (self.username.encode(), True)
         found["filename"] = (self.filename.encode(), False)
+        found.update({name: (text.encode(), False) for name, text in self.stored.items()})
         for name, value in zip(("password_hash", "dpass_hash"), self.hashes, strict=True):
             if value:
                 found[name] = (value.encode(), False)

@@ -6,6 +6,9 @@ destruction password or by POST /delete_account, and attacks the copy with
 tests.forensics: none of the victim's messages (sent or received), username, password
 hashes or filename may be readable, and the victim's file key must open no blob.
 
+The account's end-to-end encryption goes too: its identity keys (old and new), its
+sealed backup, the key event and the envelopes of its end-to-end conversation.
+
 The same attack on a copy taken before the deletion must read all of it: without that
 positive control a broken attack would pass silently.
 """
@@ -18,9 +21,11 @@ from collections.abc import Callable
 import pytest
 import requests
 
+from ghostcache import e2ee as gce1
 from tests import forensics
 from tests.conftest import DPASS, PASSWORD
 from tests.databases import on_postgres
+from tests.e2ee_live import E2EEClient, turn_on
 from tests.forensics import Thief, Victim, canary
 from tests.live import LiveServer
 from tests.test_chat_live import Client
@@ -33,11 +38,35 @@ pytestmark = [
 WAIT_SECONDS, EVERY_SECONDS = 10.0, 0.5
 
 
-def befriend(victim: Client, contact: Client) -> None:
+def befriend(victim: Client, contact: Client) -> int:
+    """Connects the two; the connection id."""
     asked = victim.post("/connect", {"username": contact.username})
     assert asked.status_code == 201, asked.text
     accepted = contact.post(f"/connect/accept/{asked.json()['id']}")
     assert accepted.status_code == 200, accepted.text
+    return asked.json()["id"]
+
+
+def converse_end_to_end(victim: Client, contact: Client, connection_id: int, story: Victim) -> None:
+    """The conversation turns end-to-end encrypted: two envelopes each way (a message
+    in the victim's story, though the attacker must not read it even before), and the
+    victim resets their key once; what the server stored of it joins story.stored."""
+    mine, theirs = E2EEClient(victim), E2EEClient(contact)
+    turn_on(mine, theirs)
+    texts = [canary(f"e2ee{i}") for i in range(4)]
+
+    def exchange(mine_text: str, their_text: str) -> list[dict[str, str]]:
+        sent = [mine.send(theirs, connection_id, mine_text), theirs.send(mine, connection_id, their_text)]
+        assert theirs.read(mine, connection_id) == [mine_text]
+        assert mine.read(theirs, connection_id) == [their_text]
+        return sent
+
+    envelopes = exchange(texts[0], texts[1])
+    mine.reset()
+    envelopes += exchange(texts[2], texts[3])
+    story.stored |= {f"envelope {i}": e["ct"] for i, e in enumerate(envelopes)}
+    story.stored |= {"identity key": gce1.b64u(mine.pub), "sealed backup": mine.backup_blob}
+    story.stored |= {f"key id {i}": kid for i, kid in enumerate(mine.kids)}
 
 
 def converse(victim: Client, contact: Client, messages: list[str]) -> None:
@@ -96,9 +125,10 @@ def test_deleted_account_leaves_nothing_readable_in_a_copy_of_the_data_folder(
     victim_name = f"Victim{secrets.token_hex(6)}"  # mixed case: must be gone in any case
     victim = Client(live_server.url, victim_name).signup()
     contact = Client(live_server.url, f"contact{secrets.token_hex(6)}").signup()
-    befriend(victim, contact)
+    connection_id = befriend(victim, contact)
     story = Victim(victim_name, [canary(f"message{i}") for i in range(6)], canary("file") + ".txt")
     converse(victim, contact, story.messages)
+    converse_end_to_end(victim, contact, connection_id, story)
     file_key = upload_and_share(victim, contact, story.filename, canary("content").encode())
     thief = Thief(live_server.data_dir, tmp_path / "thief", extra=[live_server.log_path])
 
@@ -114,3 +144,31 @@ def test_deleted_account_leaves_nothing_readable_in_a_copy_of_the_data_folder(
             f"still gives away:\n{forensics.report(found)}"
         )
     assert contact.get("/connections").status_code == 200  # the contact's account lives on
+
+
+def test_an_end_to_end_message_is_unreadable_even_with_the_master_key(live_server: LiveServer, tmp_path):
+    """The attacker of docs/SECURITY.md holds the whole data folder, master.key and the
+    log, with both accounts alive: the plain conversation is readable (the control), the
+    end-to-end encrypted one is not, though its envelopes are all there."""
+    alice = Client(live_server.url, f"alice{secrets.token_hex(4)}").signup()
+    bob = Client(live_server.url, f"bob{secrets.token_hex(4)}").signup()
+    connection_id = befriend(alice, bob)
+    plain = canary("plain")
+    alice.send(bob, plain)
+    mine, theirs = E2EEClient(alice), E2EEClient(bob)
+    turn_on(mine, theirs)
+    secret_texts = [canary("e2ee-out"), canary("e2ee-back")]
+    envelopes = [
+        mine.send(theirs, connection_id, secret_texts[0]),
+        theirs.send(mine, connection_id, secret_texts[1]),
+    ]
+    assert theirs.read(mine, connection_id) == secret_texts[:1]
+    assert mine.read(theirs, connection_id) == secret_texts[1:]
+
+    copy = Thief(live_server.data_dir, tmp_path / "thief", extra=[live_server.log_path]).copy()
+    result = forensics.attack_folder(copy)
+    needles = {"plain": plain, "envelope 0": envelopes[0]["ct"], "envelope 1": envelopes[1]["ct"]}
+    needles |= {f"e2ee {i}": text for i, text in enumerate(secret_texts)}
+    found = forensics.leftovers(result, {name: (text.encode(), False) for name, text in needles.items()})
+    assert {"plain", "envelope 0", "envelope 1"} <= found.keys(), f"the attack is broken: {result.summary()}"
+    assert not found.keys() & {"e2ee 0", "e2ee 1"}, forensics.report(found)
