@@ -18,11 +18,11 @@ from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 
-from bench import ceiling, chat, cluster, erasure, logins, streams, upload
+from bench import ceiling, chat, cluster, e2ee, erasure, logins, streams, upload
 from bench.common import Figure, Report, create_user, raise_nofile_limit, running_server, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("ceiling", "chat", "logins", "streams", "upload", "erasure", "cluster")
+SCENARIOS = ("ceiling", "chat", "logins", "streams", "upload", "erasure", "cluster", "e2ee")
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,9 @@ class Plan:
     erasure_seconds: float
     cluster_messages: int  # per route, one at a time
     cluster_files: int  # 20 MiB uploads per store
+    e2ee_messages: int  # per body, side and step (encrypt, decrypt)
+    e2ee_safety_numbers: int  # per side
+    e2ee_seconds: float  # the cap on each of those loops
 
 
 FULL = Plan(
@@ -50,6 +53,9 @@ FULL = Plan(
     erasure_seconds=10,
     cluster_messages=50,
     cluster_files=3,
+    e2ee_messages=2000,
+    e2ee_safety_numbers=20,
+    e2ee_seconds=20,
 )
 QUICK = Plan(
     ceiling_seconds=5,
@@ -61,6 +67,9 @@ QUICK = Plan(
     erasure_seconds=5,
     cluster_messages=20,
     cluster_files=1,
+    e2ee_messages=500,
+    e2ee_safety_numbers=5,
+    e2ee_seconds=4,
 )
 
 
@@ -117,6 +126,9 @@ def _run(report: Report, plan: Plan, wanted: list[str]) -> None:
             _attempt(report, "erasure", partial(erasure.run, server.url, plan.erasure_seconds))
     if "cluster" in wanted:  # starts its own two nodes, services and one-node baseline
         _attempt(report, "cluster", partial(cluster.run, plan.cluster_messages, plan.cluster_files))
+    if "e2ee" in wanted:  # no server: Python in process, the browser on a page of its own
+        run = partial(e2ee.run, plan.e2ee_messages, plan.e2ee_seconds, plan.e2ee_safety_numbers)
+        _attempt(report, "e2ee", run)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         report.notes.append(
             f"quick mode: {plan.idle_streams} idle streams (the full run opens 1,000), "
-            f"chat pairs {', '.join(map(str, plan.chat_pairs))} (full: 16 and 128), shorter loops"
+            f"chat pairs {', '.join(map(str, plan.chat_pairs))} (full: 16 and 128), "
+            f"{plan.e2ee_messages} e2ee messages per loop (full: 2,000), shorter loops"
         )
     print(write_results(report, RESULTS))
     print(f"written: {RESULTS / 'latest.json'}, {RESULTS / 'latest.md'}")
