@@ -57,6 +57,8 @@ def test_plain_chat_between_two_contacts(alice, bob):
     bob.ok("send", "alice", "hi alice")
     assert bodies(bob.ok("history", "alice")) == ["hello bob", "hi alice"]
     assert "bob (user" in alice.ok("contacts")
+    refused = alice.run("e2ee", "enable", "bob")  # nobody has an identity yet: the server says so
+    assert refused.returncode == 1 and "published an identity" in refused.stderr
 
 
 def test_e2ee_chat_both_ways_shows_only_envelopes_to_the_server(live_server, e2ee_pair):

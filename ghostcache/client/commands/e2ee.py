@@ -113,7 +113,11 @@ def run_status(ctx: Context) -> int:
 def run_enable(ctx: Context) -> int:
     """POST /chat/<id>/e2ee: from now on the conversation takes envelopes only."""
     peer = contact(ctx, ctx.args.username)
-    ctx.e2ee.checked_key(peer)  # pin (or refuse a changed key) before the first envelope
+    try:
+        ctx.e2ee.checked_key(peer)  # pin (or refuse a changed key) before the first envelope
+    except ApiError as exc:
+        if exc.status != 404:
+            raise  # 404: no identity yet; the server's answer below says which side has none
     body = ctx.api.post(f"/chat/{peer.user_id}/e2ee")
     ctx.say(f"the conversation with {peer.username} is end-to-end encrypted since {body['e2ee_since']}")
     return 0
