@@ -402,7 +402,35 @@ def decrypt_message(
     _expect(env, "conv", f"c{expected_conv}", "this conversation")
     _expect(env, "skid", kid(sender_pub), "the sender's pinned key")
     _expect(env, "rkid", kid(public_raw(receiver_priv)), "this identity's key")
-    key = _message_key(receiver_priv, sender_pub, env["conv"], b64u_decode(env["mid"]))
+    return _open(env, receiver_priv, sender_pub)
+
+
+def decrypt_own_message(
+    sender_priv: X25519PrivateKey,
+    envelope: object,
+    *,
+    expected_sender_id: int,
+    expected_receiver_id: int,
+    expected_conv: int,
+    receiver_pub: bytes,
+) -> str:
+    """The body of an envelope this identity sealed for `receiver_pub` (a sender re-reading
+    its history): the message key comes from the pair's shared secret, which either side
+    derives. The same checks in the same order, with the roles swapped."""
+    env = _check_shape(envelope)
+    if len(receiver_pub) != 32:
+        raise E2EEError("the receiver's public key does not have 32 bytes")
+    _expect(env, "sid", str(expected_sender_id), "this identity's account")
+    _expect(env, "rid", str(expected_receiver_id), "the expected receiver")
+    _expect(env, "conv", f"c{expected_conv}", "this conversation")
+    _expect(env, "skid", kid(public_raw(sender_priv)), "this identity's key")
+    _expect(env, "rkid", kid(receiver_pub), "the receiver's pinned key")
+    return _open(env, sender_priv, receiver_pub)
+
+
+def _open(env: dict[str, str], own_priv: X25519PrivateKey, peer_pub: bytes) -> str:
+    """Decrypts a checked envelope with the pair's message key."""
+    key = _message_key(own_priv, peer_pub, env["conv"], b64u_decode(env["mid"]))
     try:
         padded = AESGCM(key).decrypt(b64u_decode(env["iv"]), b64u_decode(env["ct"]), _aad(env))
     except InvalidTag:

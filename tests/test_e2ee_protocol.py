@@ -104,6 +104,33 @@ def test_vector_decrypts_to_its_plaintext(vector):
     assert open_vector(vector, vector["envelope"]) == vector["plaintext"]
 
 
+def open_own(vector: dict, envelope: object, sender_hex: str | None = None) -> str:
+    """What the vector's sender reads back from its own history."""
+    return e2ee.decrypt_own_message(
+        raw_private(sender_hex or vector["sender_priv_hex"]),
+        envelope,
+        expected_sender_id=vector["sender_id"],
+        expected_receiver_id=vector["receiver_id"],
+        expected_conv=vector["connection_id"],
+        receiver_pub=bytes.fromhex(vector["receiver_pub_hex"]),
+    )
+
+
+@pytest.mark.parametrize("vector", MESSAGES, ids=names(MESSAGES))
+def test_the_sender_reads_its_own_envelope_back(vector):
+    assert open_own(vector, vector["envelope"]) == vector["plaintext"]
+
+
+def test_reading_back_refuses_another_sender_key_and_a_flipped_bit():
+    vector = MESSAGES[0]
+    with pytest.raises(e2ee.E2EEError, match="skid"):  # the receiver's key in the sender's seat
+        open_own(vector, vector["envelope"], sender_hex=vector["receiver_priv_hex"])
+    ct = bytearray(e2ee.b64u_decode(vector["envelope"]["ct"]))
+    ct[0] ^= 1
+    with pytest.raises(e2ee.E2EEError, match="decryption failed"):
+        open_own(vector, vector["envelope"] | {"ct": e2ee.b64u(bytes(ct))})
+
+
 @pytest.mark.parametrize("vector", MESSAGES, ids=names(MESSAGES))
 def test_vector_envelope_is_reproduced_from_its_fixed_inputs(vector):
     sender = raw_private(vector["sender_priv_hex"])

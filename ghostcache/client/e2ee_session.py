@@ -13,7 +13,6 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from .. import e2ee as gce1
 from .contacts import Contact
 from .errors import ApiError, ClientError, KeyChangedError
-from .gce1_own import open_sent
 from .http import Api
 from .pins import Pins, PinState
 from .profile import Account
@@ -190,12 +189,12 @@ class E2EESession:
             pub = key.pub if key.kid == rkid else None
         if pub is None:
             return Opened(None, f"sealed for key {rkid}, which this client has never seen")
-        text = open_sent(
+        text = gce1.decrypt_own_message(
             self.identity(),
             envelope,
-            sender_id=self.user_id,
-            receiver_id=contact.user_id,
-            conv=contact.connection_id,
+            expected_sender_id=self.user_id,
+            expected_receiver_id=contact.user_id,
+            expected_conv=contact.connection_id,
             receiver_pub=pub,
         )
         return Opened(text)
