@@ -40,14 +40,10 @@
     var lock = document.createElement('span');
     lock.className = 'lock';
     lock.title = 'End-to-end encrypted';
-    var icon = document.createElement('span');
-    icon.setAttribute('aria-hidden', 'true');
-    icon.textContent = '\uD83D\uDD12';
     var words = document.createElement('span');
     words.className = 'visually-hidden';
     words.textContent = ' (end-to-end encrypted)';
-    lock.appendChild(icon);
-    lock.appendChild(words);
+    lock.appendChild(words); /* the padlock itself is drawn by app.css (static/lock.svg) */
     return lock;
   }
 
@@ -108,9 +104,16 @@
 
   // ---- keys -------------------------------------------------------------------------
 
+  /** While the keys are (re)checked, an E2EE conversation's composer is held. */
+  function checking() {
+    state.mode = 'loading';
+    render();
+  }
+
   /** This browser's identity, then (in an E2EE conversation) the contact's key. */
   function refresh() {
-    return GCEKeys.status(me.id).then(function (found) {
+    checking();
+    return GCEKeys.status(me.id, true).then(function (found) {
       state.record = found.state === 'ready' ? found.record : null;
       if (found.state === 'unsupported') state.mode = 'unsupported';
       else if (!state.record) state.mode = 'nokey';
@@ -251,7 +254,7 @@
     state.mids.add(mid);
     li.setAttribute('data-state', 'ok');
     showText(li, body, false);
-    if (li.hasAttribute('data-live')) {
+    if (li.hasAttribute('data-live') && li.classList.contains('theirs')) {
       var live = document.getElementById('chat-live');
       if (live) live.textContent = other.name + ': ' + body;
     }
@@ -303,31 +306,32 @@
     });
   }
 
-  /** A refusal that says how things stand: a stale key, or a conversation turned E2EE. */
+  /** A refusal that says how things stand: a stale key (fetch the keys again and warn),
+   * or a conversation turned E2EE before this page heard of it (the text stays, unsent). */
   function afterRefusal(response) {
-    if (response.status !== 409) return;
-    response.clone().json().then(function (data) {
+    if (response.status !== 409) return Promise.resolve(response);
+    return response.clone().json().then(function (data) {
       if (data && data.error === 'stale_key') {
         say('The keys changed. Checking them again.');
         refresh();
       } else if (data && data.error === 'e2ee_required') {
         switchedOn(null);
+        return refusal('This conversation has just turned end-to-end encrypted. Send again to send it encrypted.');
       }
-    }).catch(function () {});
+      return response;
+    }).catch(function () { return response; });
   }
 
   function send(text, plainPost) {
     if (!state.on) {
-      return plainPost().then(function (response) {
-        afterRefusal(response);
+      return plainPost().then(afterRefusal).then(function (response) {
         return { response: response, sealed: false };
       });
     }
     if (state.mode !== 'ready' || !state.peer) return Promise.resolve({ response: refusal(blockedMessage()), sealed: false });
     var identity = { privateKey: state.record.privateKey, pub: state.record.pub };
     return GCE1.encryptMessage(identity, me.id, state.peer.pub, other.id, conv, text).then(function (envelope) {
-      return postEnvelope(envelope).then(function (response) {
-        afterRefusal(response);
+      return postEnvelope(envelope).then(afterRefusal).then(function (response) {
         return { response: response, sealed: true, mid: envelope.mid };
       });
     }, function (error) {
@@ -345,7 +349,10 @@
     } else if (name === 'key') {
       state.keyChanged = true;
       say(other.name + '\u2019s security key changed.');
-      if (state.on && state.record) checkPeer().catch(failed).then(settle);
+      if (state.on && state.record) {
+        checking();
+        checkPeer().catch(failed).then(settle);
+      }
     }
     return true;
   }
@@ -356,8 +363,7 @@
     hooks.onEvent = onEvent;
     $('e2ee-enable').addEventListener('click', enable);
     $('e2ee-accept-key').addEventListener('click', acceptNewKey);
-    if (state.on) render(); /* held until the keys are known: nothing plain goes out */
-    refresh();
+    refresh(); /* an E2EE conversation's composer is held until the keys are known */
   }
 
   init();

@@ -163,16 +163,21 @@
 
   /** This browser's standing for the signed-in user:
    * {state: 'unsupported' | 'none' (nothing published) | 'restore' (published, not here)
-   *  | 'mismatch' (this browser holds another key) | 'ready', record, published}. */
-  function status(userId) {
+   *  | 'mismatch' (this browser holds another key) | 'ready', record, published}.
+   * With localOnly, a browser without a key asks the server nothing: {state: 'nolocal'}. */
+  function status(userId, localOnly) {
     if (!window.GCE1 || !window.crypto || !crypto.subtle || !window.indexedDB) {
       return Promise.resolve({ state: 'unsupported' });
     }
     return GCE1.supported().then(function (ok) {
-      if (!ok) return { state: 'unsupported' };
-      return Promise.all([load(userId), identityOf(userId)]).then(function (both) {
-        var record = both[0];
-        var published = both[1];
+      return ok ? standing(userId, localOnly) : { state: 'unsupported' };
+    });
+  }
+
+  function standing(userId, localOnly) {
+    return load(userId).then(function (record) {
+      if (!record && localOnly) return { state: 'nolocal', record: null };
+      return identityOf(userId).then(function (published) {
         var state = !published ? 'none' : !record ? 'restore' : record.kid !== published.kid ? 'mismatch' : 'ready';
         return { state: state, record: record, published: published };
       });
