@@ -98,6 +98,7 @@ def _init_extensions(app: Flask, settings: Settings) -> None:
 
 def _register_web(app: Flask, settings: Settings) -> None:
     from .web import auth, chat, connections, docs, e2ee, files, health, search
+    from .web.assets import init_assets
     from .web.edge import init_edge
     from .web.errors import register_error_handlers
     from .web.headers import init_headers
@@ -113,6 +114,7 @@ def _register_web(app: Flask, settings: Settings) -> None:
     for module in (auth, connections, chat, e2ee, search, files, docs, health):
         app.register_blueprint(module.bp)
     register_error_handlers(app)
+    init_assets(app)
     app.before_request(load_current_user)
     init_limits(app, settings)  # after load_current_user: per-user limits need g.user
     init_headers(app)

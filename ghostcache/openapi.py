@@ -810,6 +810,25 @@ def _e2ee() -> dict:
                 body=json_body(backup_in),
             ),
         },
+        "/e2ee": {
+            "get": html_page(
+                "e2eePage",
+                "The end-to-end encryption page: its script sets up this browser's identity, or "
+                "restores it with the recovery key.",
+                login=True,
+                tag="e2ee",
+            )
+        },
+        "/contacts/{user_id}/safety": {
+            "get": operation(
+                "safetyPage",
+                "The safety-number page for an accepted contact (HTML only; the number is computed "
+                "by its script); 404 for anyone else.",
+                {OK: answer("The page.", PAGE, HTML)},
+                params=(path_param("user_id", "An accepted contact."),),
+                tag="e2ee",
+            )
+        },
         "/chat/{other_id}/e2ee": {
             "post": operation(
                 "enableE2ee",

@@ -13,6 +13,7 @@ PAGES_LOGGED_IN = [
     "/files",
     "/file/upload",
     "/logout",
+    "/e2ee",
 ]
 
 

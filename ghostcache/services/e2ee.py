@@ -17,7 +17,7 @@ from . import accounts
 from .connections import ACCEPTED, accepted_between
 from .context import MAX_ID, Context, present
 from .errors import Conflict, Invalid, not_connected, not_found
-from .views import iso
+from .views import iso, user_view
 
 MAX_CIPHERTEXT = 64 * 1024 + gce1.TAG_BYTES  # an envelope's ct: a 10,000-character message fits
 MAX_BACKUP_BLOB = 64 * 1024  # bytes, once decoded
@@ -265,3 +265,32 @@ def conversation_state(ctx: Context, me: int) -> dict[int, tuple[dict, datetime 
     for row in rows:
         state[row.id] = ({"id": row.id, "username": row.username}, row.e2ee_since, changed.get(row.id))
     return state
+
+
+# ---- what the pages' scripts need --------------------------------------------
+
+
+def chat_state(ctx: Context, me: int, other_id: int) -> dict:
+    """For a chat page's script: the connection id (an envelope's `conv`), when the
+    conversation turned end-to-end encrypted and when the contact's key last changed."""
+    with ctx.read():
+        conn = accepted_between(ctx, me, other_id) if other_id != me and 0 < other_id <= MAX_ID else None
+        if conn is None:
+            raise not_connected()
+        changed = key_changes(ctx, [other_id]).get(other_id)
+        return {
+            "connection_id": conn.id,
+            "e2ee_since": iso(conn.e2ee_since) if conn.e2ee_since is not None else None,
+            "key_changed_at": iso(changed) if changed is not None else None,
+        }
+
+
+def safety_peers(ctx: Context, me: int, other_id: int) -> dict:
+    """The two people of a safety-number page, `{"me": user, "with": user}`; 404 unless
+    `other_id` is an accepted contact (as for their identity)."""
+    with ctx.read():
+        known = other_id != me and 0 < other_id <= MAX_ID and accepted_between(ctx, me, other_id) is not None
+        other = ctx.db.get(User, other_id) if known else None
+        if other is None:
+            raise not_found("That contact")
+        return {"me": user_view(present(ctx.db.get(User, me))), "with": user_view(other)}

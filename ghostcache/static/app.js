@@ -5,6 +5,11 @@
   var chatView = null; /* set by the chat page: where its contact's messages go */
   var listView = null; /* set by pages with the conversation list (home, chat) */
   var requestsView = null; /* set by the home page: its pending contact requests */
+  /* Filled in by e2ee-chat.js on the chat page (end-to-end encrypted conversations):
+     decorate(li, msg, how) shows an E2EE message (how: 'live', 'sent' or 'older');
+     send(text, plainPost) resolves to {response, sealed}; onEvent(name, data) takes the
+     stream's `e2ee` and `key` events and answers true when the page showed them. */
+  var hooks = window.GhostCacheHooks = window.GhostCacheHooks || {};
 
   function csrfToken() {
     var meta = document.querySelector('meta[name="csrf-token"]');
@@ -175,12 +180,17 @@
     return list.querySelector('li[data-id="' + Number(id) + '"]') !== null;
   }
 
-  function messageItem(msg, meId) {
+  function messageItem(msg, meId, how) {
     var li = el('li', 'msg ' + (String(msg.sender_id) === meId ? 'mine' : 'theirs'));
     li.setAttribute('data-id', String(msg.id));
     li.appendChild(el('span', 'msg-sender', msg.sender || ''));
-    li.appendChild(el('p', 'msg-text', msg.message || ''));
+    li.appendChild(el('p', 'msg-text', msg.message != null ? msg.message : msg.e2ee ? 'Encrypted message' : ''));
     li.appendChild(timeElement(msg.timestamp));
+    if (msg.e2ee) {
+      li.classList.add('e2ee');
+      if (msg.envelope) li.setAttribute('data-envelope', JSON.stringify(msg.envelope));
+      if (hooks.decorate) hooks.decorate(li, msg, how);
+    }
     return li;
   }
 
@@ -198,11 +208,11 @@
       return list.scrollHeight - list.scrollTop - list.clientHeight < 80;
     }
 
-    function appendMessage(msg) {
+    function appendMessage(msg, how) {
       if (msg.id == null || hasMessage(list, msg.id)) return;
       // Someone reading older messages stays where they are; otherwise follow the new one.
       var follow = nearEnd() || String(msg.sender_id) === meId;
-      list.appendChild(messageItem(msg, meId));
+      list.appendChild(messageItem(msg, meId, how));
       if (empty) empty.hidden = true;
       if (follow) scrollToEnd();
     }
@@ -226,10 +236,10 @@
     }
 
     function received(msg) {
-      appendMessage(msg);
+      appendMessage(msg, 'live');
       if (String(msg.sender_id) === meId) return;
       var live = document.getElementById('chat-live');
-      if (live) live.textContent = msg.sender + ': ' + msg.message;
+      if (live) live.textContent = msg.sender + ': ' + (msg.message != null ? msg.message : 'Encrypted message');
       if (onScreen()) markRead(msg.id);
       else unseen = Math.max(unseen, msg.id);
     }
@@ -263,14 +273,19 @@
       errorBox.hidden = !text;
     }
 
+    // data-blocked: e2ee-chat.js holds the composer (a key to accept, no key in this browser).
     function send() {
-      if (sending) return;
+      if (sending || form.hasAttribute('data-blocked')) return;
       if (typeof form.reportValidity === 'function' && !form.reportValidity()) return;
       sending = true;
       if (submitButton) submitButton.disabled = true;
       showError('');
       var text = textarea ? textarea.value : '';
-      postForm(form).then(function (response) {
+      var plainPost = function () { return postForm(form); };
+      var post = hooks.send ? hooks.send(text, plainPost)
+        : plainPost().then(function (response) { return { response: response, sealed: false }; });
+      post.then(function (sent) {
+        var response = sent.response;
         return response.json().catch(function () { return null; }).then(function (data) {
           if (response.status === 201 && data && data.id != null) {
             appendMessage({
@@ -279,8 +294,10 @@
               sender: meName,
               receiver_id: otherId,
               message: text,
+              e2ee: sent.sealed,
+              mid: sent.mid,
               timestamp: data.timestamp
-            });
+            }, 'sent');
             if (textarea && textarea.value === text) textarea.value = '';
           } else if (data && data.message) {
             showError(data.message);
@@ -290,11 +307,11 @@
             showError('The message could not be sent (error ' + response.status + '). Please try again.');
           }
         });
-      }).catch(function () {
-        showError('The message could not be sent. Check your connection and try again.');
+      }).catch(function (err) {
+        showError((err && err.userMessage) || 'The message could not be sent. Check your connection and try again.');
       }).then(function () {
         sending = false;
-        if (submitButton) submitButton.disabled = false;
+        if (submitButton) submitButton.disabled = form.hasAttribute('data-blocked');
         if (textarea) textarea.focus();
       });
     }
@@ -338,7 +355,7 @@
     function prepend(messages) {
       var fragment = document.createDocumentFragment();
       messages.forEach(function (msg) {
-        if (msg && msg.id != null && !hasMessage(list, msg.id)) fragment.appendChild(messageItem(msg, meId));
+        if (msg && msg.id != null && !hasMessage(list, msg.id)) fragment.appendChild(messageItem(msg, meId, 'older'));
       });
       var height = list.scrollHeight;
       var top = list.scrollTop;
@@ -527,7 +544,8 @@
       if (msg.id <= Number(li.getAttribute('data-last-id'))) return;
       li.setAttribute('data-last-id', String(msg.id));
       var line = li.querySelector('.conversation-preview');
-      if (line) line.textContent = (String(msg.sender_id) === meId ? 'You: ' : '') + preview(msg.message);
+      var text = msg.message != null ? preview(msg.message) : 'Encrypted message';
+      if (line) line.textContent = (String(msg.sender_id) === meId ? 'You: ' : '') + text;
       setTime(li.querySelector('time') || li.appendChild(document.createElement('time')), msg.timestamp);
       list.insertBefore(li, list.firstChild);
     }
@@ -759,6 +777,15 @@
     announce(file.owner.username + ' shared ' + file.filename + ' with you', '/file/' + encodeURIComponent(String(file.id)) + '/view');
   }
 
+  /* A conversation turned end-to-end encrypted, or a contact's key changed: the chat with
+     them shows it (e2ee-chat.js); anywhere else, a notice with a link to that chat. */
+  function onE2ee(name, data) {
+    if (hooks.onEvent && hooks.onEvent(name, data)) return;
+    var who = data.with.username;
+    announce(name === 'e2ee' ? 'Your conversation with ' + who + ' is now end-to-end encrypted'
+      : who + '\u2019s security key changed: compare safety numbers again', chatHref(data.with.id));
+  }
+
   function listen(source, name, handle, valid) {
     source.addEventListener(name, function (event) {
       var data;
@@ -788,6 +815,9 @@
     listen(source, 'request', onRequest, hasUser);
     listen(source, 'contact', onContact, hasUser);
     listen(source, 'share', onShare, function (file) { return file.owner && file.id != null; });
+    var hasWith = function (data) { return data.with && data.with.id != null; };
+    listen(source, 'e2ee', function (data) { onE2ee('e2ee', data); }, hasWith);
+    listen(source, 'key', function (data) { onE2ee('key', data); }, hasWith);
   }
 
   /* A file link (/file/<id>/view#key=...) opened while signed out lands here with its key

@@ -491,6 +491,27 @@
     return parsePlaintext(unpad(padded));
   }
 
+  /** The body of an envelope that `sender` (this identity) sealed for expected.receiverPub,
+   * from expected.expectedSenderId to expected.expectedReceiverId in conversation
+   * expected.expectedConv: a sender reading its own messages again (after a reload, on
+   * another device). The message key is symmetric; the checks mirror decryptMessage's. */
+  async function decryptOwnMessage(sender, envelope, expected) {
+    expected = expected || {};
+    var env = checkShape(envelope);
+    if (!expected.receiverPub || expected.receiverPub.length !== 32) {
+      throw new E2EEError('the receiver\'s public key does not have 32 bytes');
+    }
+    expect(env, 'sid', expectedDecimal(expected.expectedSenderId, 'expectedSenderId'), 'the expected sender');
+    expect(env, 'rid', expectedDecimal(expected.expectedReceiverId, 'expectedReceiverId'), 'the expected receiver');
+    expect(env, 'conv', 'c' + expectedDecimal(expected.expectedConv, 'expectedConv'), 'this conversation');
+    expect(env, 'skid', await kid(sender.pub), 'this identity\'s key');
+    expect(env, 'rkid', await kid(expected.receiverPub), 'the receiver\'s pinned key');
+    var key = await messageKey(sender, expected.receiverPub, env.conv, b64uDecode(env.mid));
+    var padded = await aesDecrypt(key, b64uDecode(env.iv), b64uDecode(env.ct), aad(env),
+      'decryption failed: the envelope was altered or not sealed with this key');
+    return parsePlaintext(unpad(padded));
+  }
+
   // ---- safety numbers ---------------------------------------------------------
 
   /** 30 digits for one side: SHA-512 iterated over the public key and the username. */
@@ -532,6 +553,7 @@
     convId: convId,
     encryptMessage: encryptMessage,
     decryptMessage: decryptMessage,
+    decryptOwnMessage: decryptOwnMessage,
     safetyNumber: safetyNumber,
     bytes: Object.freeze({ b64u: b64u, b64uDecode: b64uDecode, hex: hex, fromHex: fromHex }),
   });

@@ -19,7 +19,7 @@ from flask import (
 )
 
 from ..app import service_context
-from ..services import chat, conversations, live
+from ..services import chat, conversations, e2ee, live
 from .disconnect import watch_disconnect
 from .errors import on_error
 from .inputs import raw_field
@@ -76,6 +76,7 @@ def _chat_page(found: dict, shown_is_read: bool) -> str:
         older_url=older_url,
         page_size=chat.DEFAULT_LIMIT,
         conversations=listed,
+        e2ee=e2ee.chat_state(context(), me(), found["with"]["id"]),
     )
 
 

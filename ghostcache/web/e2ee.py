@@ -1,9 +1,10 @@
 """End-to-end encryption (GCE1): identities, the sealed backup, turning a conversation
-end-to-end encrypted. JSON only: the browser's pages call these from script."""
+end-to-end encrypted (JSON only: the browser's pages call these from script), and the two
+HTML pages whose scripts do so: setting up encryption, and a contact's safety number."""
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, render_template
 
 from ..services import e2ee
 from .inputs import raw_field, text_field
@@ -48,3 +49,18 @@ def put_backup():
 @login_required
 def enable(other_id: int):
     return jsonify(e2ee.enable(context(), me(), other_id))
+
+
+@bp.get("/e2ee")
+@login_required
+def setup_page():
+    """Set up (or restore) this browser's identity: all of it happens in static/e2ee-setup.js."""
+    return render_template("e2ee.html")
+
+
+@bp.get("/contacts/<int:user_id>/safety")
+@login_required
+def safety_page(user_id: int):
+    """The safety number with a contact, computed in the page (static/e2ee-safety.js)."""
+    people = e2ee.safety_peers(context(), me(), user_id)
+    return render_template("safety.html", me_user=people["me"], peer=people["with"])

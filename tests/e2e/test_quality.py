@@ -305,6 +305,14 @@ def signed_in_visits(alice: Person, bob: Person, own_file: str, shared_file: str
         bob.send_message("Did the file arrive?")
         expect(alice.page.get_by_role("link", name="New message from bob")).to_be_visible()
 
+    def e2ee_page(path: str, ready: str) -> Callable[[], None]:
+        def go() -> None:
+            at(alice, path)()
+            expect(alice.page.get_by_text(ready)).to_be_visible()
+            alice.expect_status(404)  # no key published yet: the page's own lookups say so
+
+        return go
+
     pages = {
         "home": "/",
         "connect": "/connect",
@@ -326,6 +334,8 @@ def signed_in_visits(alice: Person, bob: Person, own_file: str, shared_file: str
         ("connect-error", connect_error),
         ("upload-done", lambda: alice.upload("report.txt")),
         ("files-live-notice", live_notice),
+        ("e2ee-setup", e2ee_page("/e2ee", "Set up encryption in this browser")),
+        ("e2ee-safety", e2ee_page(f"/contacts/{bob.id}/safety", "You have not set up end-to-end encryption")),
     ]
 
 

@@ -195,6 +195,18 @@ test('fresh identities: round trips both ways, non-extractable keys', async () =
   }
 });
 
+test('a sender reads its own envelopes again; a flipped bit or another receiver key fails', async () => {
+  const alice = await GCE1.generateIdentity();
+  const bob = await GCE1.generateIdentity();
+  const envelope = await GCE1.encryptMessage(alice, 7, bob.pub, 9, 42, 'mine, later');
+  const expected = { expectedSenderId: 7, expectedReceiverId: 9, expectedConv: 42, receiverPub: bob.pub };
+  assert.equal(await GCE1.decryptOwnMessage(alice, envelope, expected), 'mine, later');
+  await assert.rejects(GCE1.decryptOwnMessage(alice, flipped(envelope, 'ct'), expected), E2EEError);
+  await assert.rejects(GCE1.decryptOwnMessage(bob, envelope, { ...expected, receiverPub: alice.pub }), E2EEError);
+  const carol = await GCE1.generateIdentity();
+  await assert.rejects(GCE1.decryptOwnMessage(alice, envelope, { ...expected, receiverPub: carol.pub }), E2EEError);
+});
+
 test('a body that is not valid Unicode is refused', async () => {
   const { sender } = await parties(first);
   await assert.rejects(GCE1.encryptMessage(sender, 1, fromHex(first.receiver_pub_hex), 2, 3, 'a\uD800'), RangeError);
