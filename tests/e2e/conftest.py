@@ -16,3 +16,14 @@ def browser():
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROME_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def e2ee_server(tmp_path):
+    """Streams that live two minutes: `e2ee` and `key` events are not replayed after a
+    reconnect, so a stream must stay open while the other side acts."""
+    from tests.live import LiveServer
+
+    server = LiveServer(tmp_path / "live-data", stream_seconds="120").start()
+    yield server
+    server.stop()

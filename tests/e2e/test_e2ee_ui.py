@@ -20,19 +20,20 @@ expect = sync_api.expect
 
 from ghostcache import e2ee as gce1  # noqa: E402
 from tests.e2e.browser import LIVE_TIMEOUT, PASSWORD, User  # noqa: E402
+from tests.e2e.e2ee_steps import (  # noqa: E402
+    api,
+    composer,
+    connect,
+    me_id,
+    open_chat,
+    real_errors,
+    safety_number,
+    set_up_encryption,
+    shows,
+    signed_up,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.live]
-
-# A JSON call from the page, with its CSRF token: {status, data}.
-API = """async ([method, path, body]) => {
-  const token = document.querySelector('meta[name="csrf-token"]').content;
-  const response = await fetch(path, {
-    method,
-    headers: {'Content-Type': 'application/json', 'Accept': 'application/json', 'X-CSRFToken': token},
-    body: body === null ? undefined : JSON.stringify(body),
-  });
-  return {status: response.status, data: await response.json().catch(() => null)};
-}"""
 
 # A browser whose WebCrypto lacks X25519 (before Chrome 133, Firefox 130, Safari 17).
 NO_X25519 = """
@@ -48,107 +49,10 @@ NO_X25519 = """
   };
 })();
 """
-SAFETY_NUMBER = re.compile(r"^\d{5}( \d{5}){11}$")
-# Answers the test asks for, which Chromium logs as errors: 404 (no identity yet, no backup
-# yet), 401 (a wrong password on purpose), 409 (turning E2EE on before bob has a key).
-# A stream the test cuts on purpose fails to load too.
-EXPECTED_REFUSAL = re.compile(
-    r"Failed to load resource: (the server responded with a status of (401|404|409) |net::ERR_FAILED)"
-)
 
 
-@pytest.fixture
-def live_server(tmp_path):
-    """Streams that live two minutes: `e2ee` and `key` events are not replayed after a
-    reconnect, so a stream must stay open while the other side acts."""
-    from tests.live import LiveServer
-
-    server = LiveServer(tmp_path / "live-data", stream_seconds="120").start()
-    yield server
-    server.stop()
-
-
-def api(user: User, method: str, path: str, body: object = None) -> dict:
-    return user.page.evaluate(API, [method, path, body])
-
-
-def me_id(user: User) -> int:
-    return int(user.page.locator("body").get_attribute("data-me-id") or 0)
-
-
-def signed_up(browser, live_server, *names: str) -> list[User]:
-    users = [User(browser, live_server.url, name) for name in names]
-    for user in users:
-        user.register_and_login()
-    return users
-
-
-def connect(asker: User, answerer: User) -> None:
-    asked = api(asker, "POST", "/connect", {"username": answerer.name})
-    assert asked["status"] == 201, asked
-    accepted = api(answerer, "POST", f"/connect/accept/{asked['data']['id']}")
-    assert accepted["status"] == 200, accepted
-
-
-def goto_live(user: User, path: str) -> None:
-    """Opens path and waits for its stream to answer, so that nothing after is missed."""
-    with user.page.expect_response(lambda r: r.url.endswith("/chat/stream")):
-        response = user.page.goto(path)
-    assert response is not None and response.ok, path
-
-
-def set_up_encryption(user: User) -> str:
-    """The setup page, step by step; answers the recovery key it showed once."""
-    page = user.page
-    user.goto("/e2ee")
-    page.get_by_role("button", name="Set up end-to-end encryption").click()
-    key_box = page.get_by_role("textbox", name="Your recovery key")
-    expect(key_box).to_have_value(re.compile(r"^[A-Z2-7]{4}(-[A-Z2-7]{4}){12}$"))
-    recovery = key_box.input_value()
-    expect(page.get_by_role("button", name="Copy recovery key")).to_be_visible()
-    continue_button = page.get_by_role("button", name="Continue")
-    expect(continue_button).to_be_disabled()  # "I saved it" first
-    page.get_by_label("I saved my recovery key somewhere safe").check()
-    continue_button.click()
-    expect(page.get_by_role("textbox", name="Your recovery key")).to_be_hidden()
-    page.get_by_label("Your login password").fill("not my password")
-    page.get_by_role("button", name="Finish setup").click()
-    expect(page.locator("#password-error")).to_contain_text("not your login password")
-    page.get_by_label("Your login password").fill(PASSWORD)
-    page.get_by_role("button", name="Finish setup").click()
-    expect(
-        page.get_by_role("heading", name="End-to-end encryption is set up in this browser")
-    ).to_be_visible()
-    assert recovery.replace("-", "") not in page.content().replace("-", "")  # shown once
-    return recovery
-
-
-def open_chat(user: User, other_id: int) -> None:
-    goto_live(user, f"/chat/{other_id}")
-
-
-def composer(user: User):
-    return user.page.get_by_label("Message", exact=True)
-
-
-def shows(user: User, text: str, mine: bool) -> None:
-    side = "mine" if mine else "theirs"
-    expect(user.page.locator(f"#messages .msg.{side}", has_text=text)).to_have_count(1, timeout=LIVE_TIMEOUT)
-
-
-def safety_number(user: User, other_id: int) -> str:
-    user.goto(f"/contacts/{other_id}/safety")
-    number = user.page.locator("#safety-number")
-    expect(number).to_have_text(SAFETY_NUMBER)
-    return number.inner_text().strip()
-
-
-def real_errors(*users: User) -> list[str]:
-    return [e for u in users for e in u.errors if not EXPECTED_REFUSAL.search(e)]
-
-
-def test_two_people_write_end_to_end_encrypted(browser, live_server):
-    alice, bob = signed_up(browser, live_server, "alice", "bob")
+def test_two_people_write_end_to_end_encrypted(browser, e2ee_server):
+    alice, bob = signed_up(browser, e2ee_server, "alice", "bob")
     connect(alice, bob)
     alice_id, bob_id = me_id(alice), me_id(bob)
     recovery = set_up_encryption(alice)
@@ -194,15 +98,15 @@ def test_two_people_write_end_to_end_encrypted(browser, live_server):
         alice.page.locator("#messages .msg.theirs", has_text="Could not decrypt this message")
     ).to_have_count(1)
 
-    check_restore(browser, live_server, recovery, bob_id)
+    check_restore(browser, e2ee_server, recovery, bob_id)
     check_safety_numbers(alice, bob, alice_id, bob_id)
     check_key_change(alice, bob, bob_id)
     assert real_errors(alice, bob) == [], real_errors(alice, bob)
 
 
-def check_restore(browser, live_server, recovery: str, bob_id: int) -> None:
+def check_restore(browser, e2ee_server, recovery: str, bob_id: int) -> None:
     """alice in a fresh browser: a wrong recovery key is refused, hers reads the old chat."""
-    fresh = User(browser, live_server.url, "alice")
+    fresh = User(browser, e2ee_server.url, "alice")
     page = fresh.page
     fresh.goto("/login")
     page.get_by_label("Username").fill("alice")
@@ -287,8 +191,8 @@ def check_stale_key(alice: User, bob: User, bob_id: int) -> None:
     alice.page.unroute("**/chat/stream")
 
 
-def test_a_browser_without_x25519_is_told_it_is_too_old(browser, live_server):
-    alice, bob = signed_up(browser, live_server, "carol", "dave")
+def test_a_browser_without_x25519_is_told_it_is_too_old(browser, e2ee_server):
+    alice, bob = signed_up(browser, e2ee_server, "carol", "dave")
     connect(alice, bob)
     alice.context.add_init_script(NO_X25519)
     alice.goto("/e2ee")
