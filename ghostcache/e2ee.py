@@ -397,9 +397,7 @@ def decrypt_message(
     env = _check_shape(envelope)
     if len(sender_pub) != 32:
         raise E2EEError("the sender's public key does not have 32 bytes")
-    _expect(env, "sid", str(expected_sender_id), "the expected sender")
-    _expect(env, "rid", str(expected_receiver_id), "the expected receiver")
-    _expect(env, "conv", f"c{expected_conv}", "this conversation")
+    _expect_route(env, expected_sender_id, expected_receiver_id, expected_conv)
     _expect(env, "skid", kid(sender_pub), "the sender's pinned key")
     _expect(env, "rkid", kid(public_raw(receiver_priv)), "this identity's key")
     return _open(env, receiver_priv, sender_pub)
@@ -420,12 +418,17 @@ def decrypt_own_message(
     env = _check_shape(envelope)
     if len(receiver_pub) != 32:
         raise E2EEError("the receiver's public key does not have 32 bytes")
-    _expect(env, "sid", str(expected_sender_id), "this identity's account")
-    _expect(env, "rid", str(expected_receiver_id), "the expected receiver")
-    _expect(env, "conv", f"c{expected_conv}", "this conversation")
+    _expect_route(env, expected_sender_id, expected_receiver_id, expected_conv)
     _expect(env, "skid", kid(public_raw(sender_priv)), "this identity's key")
     _expect(env, "rkid", kid(receiver_pub), "the receiver's pinned key")
     return _open(env, sender_priv, receiver_pub)
+
+
+def _expect_route(env: dict[str, str], sender_id: int, receiver_id: int, conv: int) -> None:
+    """Both readers' first checks: sender, receiver and conversation are the expected ones."""
+    _expect(env, "sid", str(sender_id), "the expected sender")
+    _expect(env, "rid", str(receiver_id), "the expected receiver")
+    _expect(env, "conv", f"c{conv}", "this conversation")
 
 
 def _open(env: dict[str, str], own_priv: X25519PrivateKey, peer_pub: bytes) -> str:

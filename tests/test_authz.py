@@ -42,6 +42,7 @@ STRANGER = {
     "chat.post": 403,
     "e2ee.identity": 404,  # the same 404 as for no such user and for no identity
     "e2ee.enable": 403,  # other_id is a user id: not_connected, as for chat
+    "e2ee.safety_page": 404,  # the same 404 as for no such user
 }
 
 MEMBER_ONLY = {
@@ -66,6 +67,7 @@ MEMBER_ONLY = {
     "e2ee.reset_identity",
     "e2ee.backup",  # only ever the caller's own
     "e2ee.put_backup",
+    "e2ee.setup_page",  # the caller's own keys only
 } | set(STRANGER)
 
 

@@ -328,7 +328,7 @@ def test_view_page_has_the_decrypt_form_and_never_the_key(connect):
         assert 'spellcheck="false"' in key_input and "name=" not in key_input
         assert '<label for="file-key">File key</label>' in form.group(1)
         assert 'role="status"' in form.group(1) and 'role="alert"' in form.group(1)
-        scripts = re.findall(r'<script src="([^"]+)" defer></script>', html)
+        scripts = re.findall(r'<script src="([^"]+)" integrity="sha384-[^"]+" defer></script>', html)
         assert scripts[-2:] == ["/static/age.bundle.js", "/static/decrypt.js"]
     assert "<dt>Shared with</dt>" in alice.client.get(f"/file/{file_id}/view").get_data(as_text=True)
     assert "Shared with" not in bob.client.get(f"/file/{file_id}/view").get_data(as_text=True)

@@ -480,15 +480,11 @@
     if (!expected.senderPub || expected.senderPub.length !== 32) {
       throw new E2EEError('the sender\'s public key does not have 32 bytes');
     }
-    expect(env, 'sid', expectedDecimal(expected.expectedSenderId, 'expectedSenderId'), 'the expected sender');
-    expect(env, 'rid', expectedDecimal(expected.expectedReceiverId, 'expectedReceiverId'), 'the expected receiver');
-    expect(env, 'conv', 'c' + expectedDecimal(expected.expectedConv, 'expectedConv'), 'this conversation');
+    expectRoute(env, expected);
     expect(env, 'skid', await kid(expected.senderPub), 'the sender\'s pinned key');
     expect(env, 'rkid', await kid(receiver.pub), 'this identity\'s key');
-    var key = await messageKey(receiver, expected.senderPub, env.conv, b64uDecode(env.mid));
-    var padded = await aesDecrypt(key, b64uDecode(env.iv), b64uDecode(env.ct), aad(env),
+    return openChecked(env, receiver, expected.senderPub,
       'decryption failed: the envelope was altered or not sealed for this key');
-    return parsePlaintext(unpad(padded));
   }
 
   /** The body of an envelope that `sender` (this identity) sealed for expected.receiverPub,
@@ -501,14 +497,24 @@
     if (!expected.receiverPub || expected.receiverPub.length !== 32) {
       throw new E2EEError('the receiver\'s public key does not have 32 bytes');
     }
+    expectRoute(env, expected);
+    expect(env, 'skid', await kid(sender.pub), 'this identity\'s key');
+    expect(env, 'rkid', await kid(expected.receiverPub), 'the receiver\'s pinned key');
+    return openChecked(env, sender, expected.receiverPub,
+      'decryption failed: the envelope was altered or not sealed with this key');
+  }
+
+  /** Both readers' first checks: sender, receiver and conversation are the expected ones. */
+  function expectRoute(env, expected) {
     expect(env, 'sid', expectedDecimal(expected.expectedSenderId, 'expectedSenderId'), 'the expected sender');
     expect(env, 'rid', expectedDecimal(expected.expectedReceiverId, 'expectedReceiverId'), 'the expected receiver');
     expect(env, 'conv', 'c' + expectedDecimal(expected.expectedConv, 'expectedConv'), 'this conversation');
-    expect(env, 'skid', await kid(sender.pub), 'this identity\'s key');
-    expect(env, 'rkid', await kid(expected.receiverPub), 'the receiver\'s pinned key');
-    var key = await messageKey(sender, expected.receiverPub, env.conv, b64uDecode(env.mid));
-    var padded = await aesDecrypt(key, b64uDecode(env.iv), b64uDecode(env.ct), aad(env),
-      'decryption failed: the envelope was altered or not sealed with this key');
+  }
+
+  /** Decrypts an envelope whose header passed every check, with the pair's message key. */
+  async function openChecked(env, own, peerPub, failure) {
+    var key = await messageKey(own, peerPub, env.conv, b64uDecode(env.mid));
+    var padded = await aesDecrypt(key, b64uDecode(env.iv), b64uDecode(env.ct), aad(env), failure);
     return parsePlaintext(unpad(padded));
   }
 

@@ -46,20 +46,25 @@ def run_setup(ctx: Context) -> int:
     return 0
 
 
-def run_restore(ctx: Context) -> int:
-    """This account's identity from the server's sealed backup and the recovery key; the
-    restored key must be the one the server publishes for this account."""
-    account = ctx.require_login()
-    typed = secret("Recovery key: ", ctx.args.recovery_stdin)
+def _open_stored_backup(ctx: Context) -> tuple[bytes, dict, gce1.Restored]:
+    """The recovery key typed, the server's sealed backup, and what the key opens in it."""
     try:
-        recovery = gce1.parse_recovery(typed)
+        recovery = gce1.parse_recovery(secret("Recovery key: ", ctx.args.recovery_stdin))
     except ValueError as exc:
         raise ClientError(str(exc)) from None
     backup = ctx.api.get("/e2ee/backup")
     try:
         restored = gce1.open_backup(recovery, ctx.user_id, int(backup["ctr"]), backup)
     except gce1.E2EEError as exc:
-        raise ClientError(f"Could not open the backup: {exc}.") from None
+        raise ClientError(f"That recovery key does not open your backup ({exc}): nothing changed.") from None
+    return recovery, backup, restored
+
+
+def run_restore(ctx: Context) -> int:
+    """This account's identity from the server's sealed backup and the recovery key; the
+    restored key must be the one the server publishes for this account."""
+    account = ctx.require_login()
+    _, backup, restored = _open_stored_backup(ctx)
     kid = gce1.kid(gce1.public_raw(gce1.load_private_pkcs8(restored.ik_pkcs8)))
     published = _published_kid(ctx)
     if kid != published:
@@ -81,16 +86,8 @@ def run_backup(ctx: Context) -> int:
     password; the counter goes up)."""
     ctx.require_login()
     identity = ctx.e2ee.identity()
-    typed = secret("Recovery key: ", ctx.args.recovery_stdin)
-    try:
-        recovery = gce1.parse_recovery(typed)
-    except ValueError as exc:
-        raise ClientError(str(exc)) from None
-    backup = ctx.api.get("/e2ee/backup")
-    try:  # the same recovery key as the stored backup, or the new backup would be unreadable
-        gce1.open_backup(recovery, ctx.user_id, int(backup["ctr"]), backup)
-    except gce1.E2EEError:
-        raise ClientError("That recovery key does not open your current backup: nothing stored.") from None
+    # the same recovery key as the stored backup, or the new backup would be unreadable
+    recovery, _, _ = _open_stored_backup(ctx)
     password = secret("Password (to store the backup): ", ctx.args.password_stdin)
     ctr = max(_stored_ctr(ctx), ctx.require_login().backup_ctr()) + 1
     _put_backup(ctx, recovery, ctr, identity, password)
