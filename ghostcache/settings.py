@@ -161,6 +161,11 @@ class Settings:
     # Off by default: a line per request (client address, /chat/<id>, /file/<id>, time)
     # is a record of who talks to whom, which a privacy messenger should not keep.
     access_log: bool = False
+    # Behind a Tor onion service (deploy/onion/, docs/OPERATIONS.md): no addresses in any
+    # log, no HSTS, abuse limits that do not rest on client addresses.
+    onion: bool = False
+    # Registration only with a single-use invite from a member or the operator.
+    invite_only: bool = False
     # Not read from the environment: tests lower it so thousands of logins stay quick.
     argon2_profile: str = field(default="default")
 
@@ -216,6 +221,8 @@ _READERS = {
     "TRUSTED_PROXIES": ("trusted_proxies", lambda n, v: _int(n, v, 0, 10)),
     "LOG_LEVEL": ("log_level", lambda n, v: v.upper()),
     "ACCESS_LOG": ("access_log", _switch),
+    "ONION": ("onion", _switch),
+    "INVITE_ONLY": ("invite_only", _switch),
 }
 
 
