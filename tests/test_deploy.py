@@ -22,6 +22,7 @@ from ghostcache.server import GhostcacheServer
 from ghostcache.settings import SETTING_NAMES, Settings, load_settings
 from ghostcache.web.edge import MESSAGE_BODY, body_limits
 from tests.live import LiveServer, free_port, worker_pids
+from tests.nginx import check, nginx_binary, wrapper
 from tests.test_chat_live import Client
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
@@ -31,16 +32,6 @@ UNIT = DEPLOY / "systemd" / "ghostcache.service"
 ENV_EXAMPLE = DEPLOY / "ghostcache.env.example"
 SCRIPTS = ("cluster.sh", "backup.sh", "restore.sh")
 MIB = 1024 * 1024
-
-
-# Being added with the key-file settings (GHOSTCACHE_MASTER_KEY_FILE...); drop once they exist.
-def nginx_binary() -> str:
-    found = shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
-    )
-    if found is None:
-        pytest.skip("nginx is not installed (apt-get install nginx-light): the sample is not checked")
-    return found
 
 
 def location(text: str, pattern: str) -> str:
@@ -98,24 +89,8 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def wrapper(folder: Path, http_block: str) -> Path:
-    """A whole nginx.conf around `http_block`, with every path nginx writes in `folder`."""
-    temp = "\n".join(
-        f"    {kind}_temp_path {folder / kind};"
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    user = "user root;\n" if os.geteuid() == 0 else ""  # workers need nothing of root's here, but
-    # as nobody they could not reach temporary folders under a private test folder
-    conf = folder / "nginx.conf"
-    conf.write_text(
-        f"{user}pid {folder / 'nginx.pid'};\nerror_log {folder / 'error.log'} warn;\n"
-        f"events {{ worker_connections 256; }}\nhttp {{\n{temp}\n{http_block}\n}}\n"
-    )
-    return conf
-
-
 def test_the_nginx_sample_passes_nginx_t(tmp_path):
-    nginx = nginx_binary()
+    nginx_binary()
     cert, key = self_signed(tmp_path)
     site = NGINX_SITE.read_text()
     for sample, real in (
@@ -126,13 +101,7 @@ def test_the_nginx_sample_passes_nginx_t(tmp_path):
     ):
         assert sample in site
         site = site.replace(sample, str(real))
-    conf = wrapper(tmp_path, site)
-    checked = subprocess.run(
-        [nginx, "-t", "-c", str(conf), "-e", str(tmp_path / "error.log")],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    checked = check(wrapper(tmp_path, site), tmp_path)
     assert checked.returncode == 0, checked.stderr
     assert "test is successful" in checked.stderr
 
