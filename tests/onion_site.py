@@ -40,6 +40,10 @@ def unavailable() -> str:
     if missing:
         return f"{', '.join(missing)} not installed (apt-get install tor nginx make)"
     try:
+        import socks  # noqa: F401  (PySocks: requests' SOCKS support)
+    except ImportError:
+        return "PySocks is not installed (part of the dev extra)"
+    try:
         with network_namespace():
             pass
     except OSError as exc:
