@@ -39,6 +39,8 @@ def unavailable() -> str:
         missing.remove("nginx")
     if missing:
         return f"{', '.join(missing)} not installed (apt-get install tor nginx make)"
+    if not (Path(sys.prefix) / "bin" / "ghostcache").exists():
+        return "`make run` needs the tests to run from the project's virtual environment (make test)"
     try:
         import socks  # noqa: F401  (PySocks: requests' SOCKS support)
     except ImportError:
