@@ -21,10 +21,10 @@ POLLERS = 4
 class Client:
     """One user's script: a requests session carrying the CSRF token."""
 
-    def __init__(self, base: str, username: str) -> None:
+    def __init__(self, base: str, username: str, http: requests.Session | None = None) -> None:
         self.base = base
         self.username = username
-        self.http = requests.Session()
+        self.http = http or requests.Session()
         self.http.headers["Accept"] = "application/json"
         self.token = self.http.get(base + "/csrf", timeout=10).json()["csrf_token"]
         self.id: int | None = None

@@ -22,6 +22,7 @@ from ghostcache.server import GhostcacheServer
 from ghostcache.settings import SETTING_NAMES, Settings, load_settings
 from ghostcache.web.edge import MESSAGE_BODY, body_limits
 from tests.live import LiveServer, free_port, worker_pids
+from tests.nginx import check, nginx_binary, wrapper
 from tests.test_chat_live import Client
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
@@ -29,18 +30,11 @@ NGINX_SITE = DEPLOY / "nginx" / "ghostcache.conf"
 NGINX_LOCATIONS = DEPLOY / "nginx" / "ghostcache-locations.conf"
 UNIT = DEPLOY / "systemd" / "ghostcache.service"
 ENV_EXAMPLE = DEPLOY / "ghostcache.env.example"
+ONION_TORRC = DEPLOY / "onion" / "torrc"
+ONION_SITE = DEPLOY / "onion" / "nginx-onion.conf"
+ONION_ENV = DEPLOY / "onion" / "ghostcache-onion.env"
 SCRIPTS = ("cluster.sh", "backup.sh", "restore.sh")
 MIB = 1024 * 1024
-
-
-# Being added with the key-file settings (GHOSTCACHE_MASTER_KEY_FILE...); drop once they exist.
-def nginx_binary() -> str:
-    found = shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
-    )
-    if found is None:
-        pytest.skip("nginx is not installed (apt-get install nginx-light): the sample is not checked")
-    return found
 
 
 def location(text: str, pattern: str) -> str:
@@ -98,24 +92,8 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def wrapper(folder: Path, http_block: str) -> Path:
-    """A whole nginx.conf around `http_block`, with every path nginx writes in `folder`."""
-    temp = "\n".join(
-        f"    {kind}_temp_path {folder / kind};"
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    user = "user root;\n" if os.geteuid() == 0 else ""  # workers need nothing of root's here, but
-    # as nobody they could not reach temporary folders under a private test folder
-    conf = folder / "nginx.conf"
-    conf.write_text(
-        f"{user}pid {folder / 'nginx.pid'};\nerror_log {folder / 'error.log'} warn;\n"
-        f"events {{ worker_connections 256; }}\nhttp {{\n{temp}\n{http_block}\n}}\n"
-    )
-    return conf
-
-
 def test_the_nginx_sample_passes_nginx_t(tmp_path):
-    nginx = nginx_binary()
+    nginx_binary()
     cert, key = self_signed(tmp_path)
     site = NGINX_SITE.read_text()
     for sample, real in (
@@ -126,13 +104,7 @@ def test_the_nginx_sample_passes_nginx_t(tmp_path):
     ):
         assert sample in site
         site = site.replace(sample, str(real))
-    conf = wrapper(tmp_path, site)
-    checked = subprocess.run(
-        [nginx, "-t", "-c", str(conf), "-e", str(tmp_path / "error.log")],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    checked = check(wrapper(tmp_path, site), tmp_path)
     assert checked.returncode == 0, checked.stderr
     assert "test is successful" in checked.stderr
 
@@ -163,6 +135,80 @@ def test_nginx_streams_events_and_keeps_the_apps_deadlines():
     assert "access_log off;" in site and "server_tokens off;" in site
     # The upstream keeps connections shorter than a node's keep-alive.
     assert seconds(directive(site, "keepalive_timeout")) < Settings().keepalive_seconds
+
+
+# --- the onion service: tor, its nginx site and the settings agree ---------------------------
+
+
+def torrc_values(name: str) -> list[str]:
+    return re.findall(rf"^{name}\s+(.+?)\s*$", ONION_TORRC.read_text(), re.M)
+
+
+def test_the_onion_nginx_site_passes_nginx_t(tmp_path):
+    nginx_binary()
+    site = ONION_SITE.read_text()
+    for sample, real in (
+        ("/etc/nginx/snippets/ghostcache-locations.conf", NGINX_LOCATIONS),
+        ("/var/log/nginx/ghostcache-onion.error.log", tmp_path / "site-error.log"),
+    ):
+        assert sample in site
+        site = site.replace(sample, str(real))
+    checked = check(wrapper(tmp_path, site), tmp_path)
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_the_onion_site_counts_per_circuit_and_keeps_no_record():
+    site = ONION_SITE.read_text()
+    listen = directive(site, "listen")
+    assert listen.endswith(" proxy_protocol") and listen.startswith("127.0.0.1:")
+    # tor hands port 80 of the onion address to exactly this listener.
+    assert torrc_values("HiddenServicePort") == [f"80 {listen.split()[0]}"]
+    # The circuit is the client: for nginx's limits and for the app's (X-Forwarded-For).
+    assert directive(site, "set_real_ip_from") == "127.0.0.1"
+    assert directive(site, "real_ip_header") == "proxy_protocol"
+    assert re.search(r"^proxy_set_header X-Forwarded-For \$remote_addr;", NGINX_LOCATIONS.read_text(), re.M)
+    assert directive(site, "limit_req_zone").startswith("$proxy_protocol_addr ")
+    assert directive(site, "limit_conn_zone").startswith("$proxy_protocol_addr ")
+    assert directive(site, "limit_req_status") == directive(site, "limit_conn_status") == "429"
+    # Fewer connections per circuit than tor lets a circuit open streams.
+    assert int(directive(site, "limit_conn").split()[1]) < int(torrc_values("HiddenServiceMaxStreams")[0])
+    assert "access_log off;" in site and "server_tokens off;" in site
+    # Refusals name the client at level error: they must stay below what is logged.
+    assert directive(site, "error_log").endswith(" crit")
+    assert directive(site, "limit_req_log_level") == directive(site, "limit_conn_log_level") == "info"
+    # The node behind it is the one the settings describe.
+    env = dict(line.split("=", 1) for line in ONION_ENV.read_text().splitlines() if line[:1].isalpha())
+    upstream = re.search(r"upstream ghostcache \{[^}]*server ([\d.]+):(\d+);", site)
+    assert upstream and upstream.groups() == (env["GHOSTCACHE_HOST"], env["GHOSTCACHE_PORT"])
+
+
+def test_the_onion_torrc_turns_its_defences_on():
+    assert torrc_values("HiddenServiceVersion") == ["3"]
+    assert torrc_values("HiddenServiceExportCircuitID") == ["haproxy"]
+    assert torrc_values("HiddenServicePoWDefensesEnabled") == ["1"]
+    assert torrc_values("HiddenServiceEnableIntroDoSDefense") == ["1"]
+    assert torrc_values("HiddenServiceMaxStreamsCloseCircuit") == ["1"]
+    assert torrc_values("SocksPort") == ["0"]
+
+
+def test_tor_accepts_the_onion_torrc(tmp_path):
+    tor = shutil.which("tor")
+    if tor is None:
+        pytest.skip("tor is not installed (apt-get install tor)")
+    torrc = ONION_TORRC.read_text().replace("/var/lib/tor/ghostcache/", str(tmp_path / "service"))
+    (tmp_path / "torrc").write_text(torrc + f"DataDirectory {tmp_path / 'data'}\n")
+    checked = subprocess.run(
+        [tor, "--verify-config", "-f", str(tmp_path / "torrc")], capture_output=True, text=True, timeout=60
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_onion_settings_are_valid(tmp_path):
+    values = dict(line.split("=", 1) for line in ONION_ENV.read_text().splitlines() if line[:1].isalpha())
+    assert set(values) <= set(SETTING_NAMES), "unknown settings in the onion environment"
+    settings = load_settings(values | {"GHOSTCACHE_DATA_DIR": str(tmp_path)})
+    assert settings.onion and not settings.access_log
+    assert settings.trusted_proxies == 1 and settings.host == "127.0.0.1"
 
 
 # --- systemd, the environment file, the scripts ----------------------------------------------
