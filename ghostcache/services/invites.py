@@ -19,7 +19,7 @@ from typing import cast
 from sqlalchemy import CursorResult, delete, func, or_, select, update
 
 from ..models import Invite
-from .context import Context
+from .context import MAX_ID, Context
 from .errors import Conflict, Forbidden, Invalid, not_found
 from .views import iso
 
@@ -105,6 +105,8 @@ def invite_view(invite: Invite) -> dict:
 
 def revoke(ctx: Context, creator_id: int, invite_id: int) -> None:
     """Delete one of my open invites; anything else is 404 not_found."""
+    if not 0 < invite_id <= MAX_ID:  # no row has it, and the database could not take it
+        raise not_found("That invite")
     with ctx.write():
         gone = ctx.db.execute(
             delete(Invite).where(Invite.id == invite_id, Invite.creator_id == creator_id, _open(ctx))
