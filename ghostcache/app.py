@@ -22,7 +22,7 @@ from .extensions import csrf, db, migrate
 from .filemodes import precreate_sqlite_file, prepare_data_dir
 from .keyfiles import load_master_keyring, load_secret_key
 from .services.context import Context, Runtime
-from .settings import Settings, check_cluster, check_folders, load_settings
+from .settings import Settings, check_cluster, check_folders, check_onion, load_settings
 
 
 @contextmanager
@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     settings = settings or load_settings()
     check_folders(settings)  # again: tests and commands build Settings without load_settings
     check_cluster(settings)
+    check_onion(settings)
     prepare_data_dir(settings.data_dir)
     precreate_sqlite_file(settings.sqlalchemy_url)  # before the engine first connects
     app = Flask("ghostcache")  # the package: templates and static files live there
@@ -97,7 +98,7 @@ def _init_extensions(app: Flask, settings: Settings) -> None:
 
 
 def _register_web(app: Flask, settings: Settings) -> None:
-    from .web import auth, chat, connections, docs, e2ee, files, health, search
+    from .web import auth, chat, connections, docs, e2ee, files, health, invites, search
     from .web.assets import init_assets
     from .web.edge import init_edge
     from .web.errors import register_error_handlers
@@ -111,15 +112,15 @@ def _register_web(app: Flask, settings: Settings) -> None:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n
         )
-    for module in (auth, connections, chat, e2ee, search, files, docs, health):
+    for module in (auth, invites, connections, chat, e2ee, search, files, docs, health):
         app.register_blueprint(module.bp)
     register_error_handlers(app)
     init_assets(app)
     app.before_request(load_current_user)
     init_limits(app, settings)  # after load_current_user: per-user limits need g.user
-    init_headers(app)
+    init_headers(app, settings)
     init_edge(app, settings)  # outermost: body limits apply before Flask reads anything
 
     @app.context_processor
-    def _current_user() -> dict:
-        return {"current_user": g.get("user")}
+    def _page_globals() -> dict:
+        return {"current_user": g.get("user"), "invite_only": settings.invite_only}

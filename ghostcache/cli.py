@@ -1,4 +1,4 @@
-"""The `ghostcache` command: serve, migrate, purge, decrypt."""
+"""The `ghostcache` command: serve, migrate, purge, invite, decrypt."""
 
 from __future__ import annotations
 
@@ -80,6 +80,29 @@ def purge() -> None:
     click.echo(
         f"removed {report.expired_files} expired files, {report.inactive_accounts} inactive "
         f"accounts, {report.orphan_blobs} abandoned blobs"
+    )
+
+
+@main.command()
+@click.option(
+    "--days",
+    type=click.IntRange(1, 30),
+    default=7,
+    show_default=True,
+    help="How long the invite stays valid.",
+)
+def invite(days: int) -> None:
+    """Make a single-use invite (for GHOSTCACHE_INVITE_ONLY) and print its link once."""
+    from .app import service_context
+    from .services import invites
+
+    with service_context(_app()) as ctx:
+        made = invites.create(ctx, None, days)
+    click.echo(f"/register?invite={made.token}")
+    click.echo(
+        f"Put your site's address in front of it and send it to one person: it works once, "
+        f"until {made.expires_at:%Y-%m-%d %H:%M} UTC. It is not stored and cannot be shown again.",
+        err=True,
     )
 
 

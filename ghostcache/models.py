@@ -1,4 +1,4 @@
-"""The database schema: users, connections, contacts, files, grants, blocks, messages,
+"""The database schema: users, connections, contacts, files, grants, blocks, messages, invites,
 and what end-to-end encryption keeps (identities, backups, key events)."""
 
 from __future__ import annotations
@@ -210,3 +210,21 @@ class Lease(Model):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(128), default="")
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Invite(Model):
+    """A single-use invitation to register (GHOSTCACHE_INVITE_ONLY). Only a hash of its
+    token is kept: the link is shown once, when it is made. A member's invites go with
+    the member's account (cascade); the operator's have no creator. Using one clears
+    its creator too, so no row ties a member to the person they invited."""
+
+    __tablename__ = "invite"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256, hex
+    creator_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user.id", ondelete="CASCADE"), index=True, nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

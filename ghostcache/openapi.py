@@ -263,6 +263,16 @@ SCHEMAS = {
     "Hidden": obj({"hidden": const(True)}),
     "LoggedOut": obj({"ok": const(True)}),
     "PasswordChanged": obj({"ok": const(True), "csrf_token": string(minLength=1)}),
+    "Invite": obj({"id": ID, "created_at": ref("Timestamp"), "expires_at": ref("Timestamp")}),
+    "NewInvite": obj(
+        {
+            "id": ID,
+            "link": string(
+                format="uri", pattern=r"/register\?invite=[A-Za-z0-9_-]+$", description="Shown only once."
+            ),
+            "expires_at": ref("Timestamp"),
+        }
+    ),
 }
 
 SECURITY_SCHEMES = {
@@ -325,7 +335,11 @@ def _accounts() -> dict:
             )
         },
         "/register": {
-            "get": html_page("registerForm", "The registration form."),
+            "get": html_page(
+                "registerForm",
+                "The registration form.",
+                params=(query_param("invite", TEXT, "An invite link's token, kept in the form."),),
+            ),
             "post": operation(
                 "register",
                 "Create an account.",
@@ -339,6 +353,7 @@ def _accounts() -> dict:
                         "same_passwords",
                         "invalid_field",
                     ),
+                    403: ("invite_required",),
                     409: ("username_taken",),
                 },
                 login=False,
@@ -349,7 +364,14 @@ def _accounts() -> dict:
                         "username": string(pattern=USERNAME_PATTERN),
                         "password": PASSWORD,
                         "d_pass": PASSWORD | {"description": "Destruction password."},
-                    }
+                    },
+                    {
+                        "invite": string(
+                            description="The token of an invite link (or the whole link). Needed "
+                            "only with GHOSTCACHE_INVITE_ONLY: without an open invite the answer "
+                            "is 403 invite_required, before any other check."
+                        )
+                    },
                 ),
             ),
         },
@@ -447,6 +469,49 @@ def _accounts() -> dict:
                 "deleteAccount",
                 "Delete my account and everything it owns; the session ends.",
                 {OK: answer("Deleted.", ref("Deleted"))},
+                method="post",
+            )
+        },
+    }
+
+
+def _invites() -> dict:
+    return {
+        "/invites": {
+            "get": operation(
+                "listInvites",
+                "My invites not yet used nor expired, newest first (never their links); in a "
+                "browser, the page to make and revoke them.",
+                {
+                    OK: {
+                        "description": "The list, or its page.",
+                        "content": content(obj({"invites": array(ref("Invite"))})) | content(PAGE, HTML),
+                    }
+                },
+            ),
+            "post": operation(
+                "createInvite",
+                "Make a single-use invite link, valid `days` (default 7); its link is shown only "
+                "in this answer.",
+                {201: answer("The invite and its link.", ref("NewInvite"))},
+                errors={400: ("invalid_days",), 409: ("too_many_invites",)},
+                limited=True,
+                method="post",
+                body={
+                    "required": False,
+                    "content": content(
+                        obj({}, {"days": {"type": "integer", "minimum": 1, "maximum": 30}})
+                        | {"additionalProperties": True}
+                    ),
+                },
+            ),
+        },
+        "/invites/{invite_id}/revoke": {
+            "post": operation(
+                "revokeInvite",
+                "Revoke one of my open invites (anything else is 404).",
+                {OK: answer("Revoked.", obj({"revoked": const(True)}))},
+                params=(path_param("invite_id", "An invite's id."),),
                 method="post",
             )
         },
@@ -1053,6 +1118,8 @@ def openapi_document() -> dict:
                 "health",
             )
         ],
-        "paths": _accounts() | _connections() | _chat() | _e2ee() | _search() | _files() | _health(),
+        "paths": (
+            _accounts() | _invites() | _connections() | _chat() | _e2ee() | _search() | _files() | _health()
+        ),
         "components": copy.deepcopy({"schemas": SCHEMAS, "securitySchemes": SECURITY_SCHEMES}),
     }

@@ -249,7 +249,31 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         )
     check_folders(settings)
     check_cluster(settings)
+    check_onion(settings)
     return settings
+
+
+def check_onion(settings: Settings) -> None:
+    """Refuse onion mode with the access log on, or without the proxy that tells circuits apart.
+
+    Behind tor every visitor is the local nginx: only its X-Forwarded-For (tor's
+    circuit address, from the PROXY line) lets the per-address limits count per
+    circuit; without it one visitor could use up everyone's login budget.
+    """
+    if not settings.onion:
+        return
+    if settings.access_log:
+        raise SettingsError(
+            f"{PREFIX}ONION is on, so no log may hold a client's address or path: "
+            f"unset {PREFIX}ACCESS_LOG (or set it off)."
+        )
+    if settings.trusted_proxies < 1:
+        raise SettingsError(
+            f"{PREFIX}ONION is on but {PREFIX}TRUSTED_PROXIES is 0, so every visitor would "
+            "share tor's one address and one set of limits. Put nginx in front (it passes "
+            f"tor's per-circuit address as X-Forwarded-For) and set {PREFIX}TRUSTED_PROXIES=1; "
+            "see docs/OPERATIONS.md."
+        )
 
 
 def check_cluster(settings: Settings) -> None:
@@ -323,6 +347,7 @@ __all__ = [
     "SettingsError",
     "check_cluster",
     "check_folders",
+    "check_onion",
     "load_settings",
     "parse_blob_url",
     "SETTING_NAMES",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -70,6 +71,47 @@ class _PrivateErrors(logging.Filter):
         return True
 
 
+# IPv4, and IPv6 written in full or with "::" (tor's circuit addresses, as nginx passes
+# them on, are fc00:dead:beef:4dad::<circuit id>). Clock times (02:45:31) match neither.
+_IPV4 = r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])"
+_HEX = r"[0-9a-f]{1,4}"
+_IPV6 = rf"(?<![\w:])(?:(?:{_HEX}:){{7}}{_HEX}|(?:{_HEX}(?::{_HEX})*)?::(?:{_HEX}(?::{_HEX})*)?)(?![\w:])"
+_ADDRESS = re.compile(f"{_IPV4}|{_IPV6}", re.IGNORECASE)
+
+
+def redact_addresses(text: str) -> str:
+    """The text with every IP address in it replaced by <address>."""
+    return _ADDRESS.sub("<address>", text)
+
+
+class NoAddresses(logging.Filter):
+    """Onion mode: whatever a line says, from whichever logger, it names no address.
+
+    A handler filter, so it sees every record its handler writes (gunicorn's, ours,
+    the limiter's, the root logger's), tracebacks included."""
+
+    _formatter = logging.Formatter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact_addresses(record.getMessage()), ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self._formatter.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_addresses(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact_addresses(record.stack_info)
+        return True
+
+
+def _hide_addresses(handlers: list[logging.Handler]) -> None:
+    """Every handler gets NoAddresses, and the root logger writes through them too
+    (rather than through logging's bare last-resort handler, which has no filters)."""
+    for handler in handlers:
+        handler.addFilter(NoAddresses())
+    root = logging.getLogger()
+    root.handlers = list(handlers)
+
+
 class GhostWorker(GeventWorker):
     """gunicorn's gevent worker with header, body and keep-alive deadlines."""
 
@@ -85,6 +127,8 @@ class GhostWorker(GeventWorker):
         for name in ("ghostcache", "flask-limiter"):
             ours = logging.getLogger(name)
             ours.handlers, ours.propagate = list(errors.handlers), False
+        if self.app.settings.onion:
+            _hide_addresses(errors.handlers)
         self._served: weakref.WeakSet = weakref.WeakSet()
         # Greenlets waiting for a kept-alive connection's next request, and the
         # timeout each waits under: a stop fires those at once.

@@ -43,6 +43,7 @@ STRANGER = {
     "e2ee.identity": 404,  # the same 404 as for no such user and for no identity
     "e2ee.enable": 403,  # other_id is a user id: not_connected, as for chat
     "e2ee.safety_page": 404,  # the same 404 as for no such user
+    "invites.revoke": 404,  # alice's open invite: only its creator may revoke it
 }
 
 MEMBER_ONLY = {
@@ -68,6 +69,8 @@ MEMBER_ONLY = {
     "e2ee.backup",  # only ever the caller's own
     "e2ee.put_backup",
     "e2ee.setup_page",  # the caller's own keys only
+    "invites.index",  # the caller's own invites only
+    "invites.create",
 } | set(STRANGER)
 
 
@@ -84,13 +87,22 @@ def test_every_route_has_a_decision(app):
 
 @pytest.fixture
 def world(connect, make_user):
-    """alice and bob connected, bob's pending request to carol, alice's file shared with bob."""
+    """alice and bob connected, bob's pending request to carol, alice's file shared with bob,
+    an open invite of alice's."""
     alice, bob = connect()
     carol = make_user()
     pending = bob.post("/connect", {"username": carol.username}).get_json()
     file = alice.upload(b"alice's secret").get_json()
     alice.post(f"/file/{file['id']}/share", {"username": bob.username})
-    return {"alice": alice, "bob": bob, "carol": carol, "file": file["id"], "pending": pending["id"]}
+    invite = alice.post("/invites").get_json()
+    return {
+        "alice": alice,
+        "bob": bob,
+        "carol": carol,
+        "file": file["id"],
+        "pending": pending["id"],
+        "invite": invite["id"],
+    }
 
 
 def _url(rule, ids: dict) -> str:
@@ -105,6 +117,7 @@ def _ids(world) -> dict:
         "other_id": world["alice"].id,
         "user_id": world["alice"].id,
         "filename": "app.css",
+        "invite_id": world["invite"],
     }
 
 

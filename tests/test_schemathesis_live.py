@@ -152,13 +152,16 @@ def known_ids(
     asker_http: requests.Session,
 ) -> dict:
     """Real ids for path parameters, so generated inputs also reach the success paths:
-    an accepted contact, an uploaded file, and a request waiting for my answer."""
+    an accepted contact, an uploaded file, a request waiting for my answer, an open invite."""
     conn = http.post(f"{base}/connect", json={"username": friend.username}, timeout=10).json()
     assert friend_http.post(f"{base}/connect/accept/{conn['id']}", timeout=30).status_code == 200
     pending = asker_http.post(f"{base}/connect", json={"username": "fuzzer"}, timeout=10).json()
     upload = http.post(f"{base}/file/upload", files={"file": ("seed.txt", b"seed")}, timeout=30)
     assert upload.status_code == 201, upload.text
+    invite = http.post(f"{base}/invites", json={"days": 3}, timeout=10)
+    assert invite.status_code == 201, invite.text
     return {
+        "invite_id": invite.json()["id"],
         "other_id": friend.id,
         "user_id": friend.id,
         "file_id": upload.json()["id"],

@@ -9,12 +9,14 @@ from datetime import UTC, datetime, timedelta
 from typing import cast
 
 from sqlalchemy import CursorResult, Table, bindparam, delete, select, update
+from sqlalchemy.exc import IntegrityError
 
 from ..crypto import PasswordHashing, new_fernet_key, wrap_user_key
 from ..models import File, RetiredName, User
+from . import invites
 from .context import Context, present
 from .errors import Conflict, Invalid, Unauthorized
-from .users import add_unique, find_by_name
+from .users import find_by_name
 
 USERNAME = re.compile(r"^[A-Za-z0-9_.\-]{3,32}$")
 MIN_PASSWORD, MAX_PASSWORD = 8, 1024
@@ -46,8 +48,21 @@ def _check_password(password: str) -> None:
         raise Invalid("password_too_long", f"Passwords can have at most {MAX_PASSWORD} characters.")
 
 
-def register(ctx: Context, username: str | None, password: str | None, d_pass: str | None) -> User:
-    """Create an account; both passwords are hashed, the user key is wrapped."""
+def register(
+    ctx: Context,
+    username: str | None,
+    password: str | None,
+    d_pass: str | None,
+    invite: str | None = None,
+) -> User:
+    """Create an account; both passwords are hashed, the user key is wrapped. With
+    GHOSTCACHE_INVITE_ONLY the invite is checked first (403 invite_required before any
+    other answer) and used up in the transaction that adds the account; otherwise it
+    is ignored."""
+    if not ctx.rt.settings.invite_only:
+        invite = None
+    else:
+        invites.check(ctx, invite)
     username = _require(username, "username").strip()
     password = _require(password, "password")
     d_pass = _require(d_pass, "d_pass")
@@ -77,8 +92,21 @@ def register(ctx: Context, username: str | None, password: str | None, d_pass: s
         # and a cookie left over from that account must not fit the new one.
         session_version=secrets.randbelow(2**31) + 1,
     )
-    add_unique(ctx, user, _taken())  # a racing registration may take the name first
+    _insert(ctx, user, invite)
     return user
+
+
+def _insert(ctx: Context, user: User, invite: str | None) -> None:
+    """Add the account, using up its invite in the same transaction: a lost race for
+    the name (409) leaves the invite unused, a lost race for the invite (403) adds no
+    account."""
+    try:
+        with ctx.write():
+            if invite is not None:
+                invites.claim(ctx, invite)
+            ctx.db.add(user)
+    except IntegrityError:  # a racing registration took the name first
+        raise _taken() from None
 
 
 def _retired(ctx: Context, username: str) -> bool:

@@ -1,4 +1,4 @@
-"""Periodic clean-up: expired files, inactive accounts, abandoned blobs."""
+"""Periodic clean-up: expired files, inactive accounts, abandoned blobs, spent invites."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..models import File, Lease, User
+from . import invites
 from .accounts import EPOCH, delete_account, release_names
 from .context import Context
 
@@ -29,10 +30,11 @@ class PurgeReport:
     inactive_accounts: int = 0
     orphan_blobs: int = 0
     released_names: int = 0
+    spent_invites: int = 0  # used or expired
 
 
 def purge(ctx: Context, orphan_grace_seconds: float = ORPHAN_GRACE_SECONDS) -> PurgeReport:
-    """Remove expired files, inactive accounts and abandoned blobs."""
+    """Remove expired files, inactive accounts, abandoned blobs and spent invites."""
     report = PurgeReport()
     report.expired_files = _purge_expired_files(ctx)
     report.inactive_accounts = _purge_inactive_accounts(ctx)
@@ -40,6 +42,7 @@ def purge(ctx: Context, orphan_grace_seconds: float = ORPHAN_GRACE_SECONDS) -> P
         keep = set(ctx.db.scalars(select(File.stored_name)))
     report.orphan_blobs = ctx.rt.blobs.sweep(keep, orphan_grace_seconds)
     report.released_names = release_names(ctx)
+    report.spent_invites = invites.purge(ctx)
     ctx.erase_deleted()  # expired files' names too; and a retry if a deletion's erase was blocked
     return report
 

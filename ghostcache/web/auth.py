@@ -25,7 +25,7 @@ from werkzeug.exceptions import MethodNotAllowed
 from ..services import accounts, conversations
 from ..services.views import user_view
 from .errors import on_error
-from .inputs import text_field
+from .inputs import invite_token, text_field
 from .negotiation import back_to, respond, wants_json
 from .runtime import context
 from .session import end_session, login_required, me, safe_next, start_session
@@ -64,13 +64,20 @@ def csrf_token():
 
 @bp.get("/register")
 def register_form():
-    return render_template("register.html", username="")
+    """The form; an invite link's token rides along in a hidden field."""
+    return render_template("register.html", username="", invite=request.args.get("invite", ""))
 
 
 @bp.post("/register")
 @on_error(template="register.html")
 def register():
-    user = accounts.register(context(), text_field("username"), text_field("password"), text_field("d_pass"))
+    user = accounts.register(
+        context(),
+        text_field("username"),
+        text_field("password"),
+        text_field("d_pass"),
+        invite_token(text_field("invite")),
+    )
     return respond(
         user_view(user), 201, html=lambda: back_to("auth.login", "Account created. Please log in.")
     )

@@ -28,7 +28,7 @@ _HTTP_CODES = {
 }
 
 
-FORM_ECHO = ("username", "next")
+FORM_ECHO = ("username", "next", "invite")
 
 
 def on_error(endpoint: str | None = None, template: str | None = None):

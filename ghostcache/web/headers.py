@@ -1,10 +1,20 @@
-"""Security headers on every response, and cookies marked Secure over HTTPS."""
+"""Security headers on every response, and cookies marked Secure over HTTPS.
+
+In onion mode (GHOSTCACHE_ONION) no response carries HSTS: an .onion served over
+plain http must not get it, and behind https it would pin a name the operator may
+not keep. The session cookie is Secure only when the request really is HTTPS, as
+on the clearnet: an http .onion is reached through tor's own end-to-end encryption,
+and a Secure cookie over plain http is dropped by every client but Tor Browser.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from flask import Flask, Response, request
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
 
+from ..settings import Settings
 from .session import SESSIONLESS
 
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -33,11 +43,20 @@ STATIC_HEADERS = {
 HSTS = "max-age=63072000; includeSubDomains"
 
 
-def add_security_headers(response: Response) -> Response:
-    """after_request: the same protective headers on pages, JSON, errors and files."""
+def security_headers(hsts: bool) -> Callable[[Response], Response]:
+    """The after_request hook: the same protective headers on pages, JSON, errors and
+    files; HSTS over HTTPS when `hsts`."""
+
+    def add(response: Response) -> Response:
+        return add_security_headers(response, hsts)
+
+    return add
+
+
+def add_security_headers(response: Response, hsts: bool = True) -> Response:
     for name, value in STATIC_HEADERS.items():
         response.headers.setdefault(name, value)
-    if request.is_secure:
+    if hsts and request.is_secure:
         response.headers.setdefault("Strict-Transport-Security", HSTS)
     if request.endpoint != "static":
         # Everything but the stylesheet and script is private to the person asking.
@@ -60,6 +79,6 @@ class SessionCookies(SecureCookieSessionInterface):
         return super().should_set_cookie(app, session)
 
 
-def init_headers(app: Flask) -> None:
+def init_headers(app: Flask, settings: Settings) -> None:
     app.session_interface = SessionCookies()
-    app.after_request(add_security_headers)
+    app.after_request(security_headers(hsts=not settings.onion))

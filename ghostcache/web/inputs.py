@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs, urlsplit
+
 from flask import request
 
 from ..services.errors import Invalid
@@ -42,3 +44,12 @@ def text_field(name: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
     raise Invalid("invalid_field", f"The field '{name}' must be a string.")
+
+
+def invite_token(value: str | None) -> str | None:
+    """An invite as typed into the form: the token, or the whole link pasted."""
+    value = (value or "").strip()
+    if "invite=" in value:
+        found = parse_qs(urlsplit(value).query or value).get("invite") or [""]
+        value = found[0]
+    return value or None

@@ -15,11 +15,17 @@ from flask_limiter import Limiter
 
 from ..settings import Settings, SettingsError
 
-# name -> (default limit, endpoints it guards, what it counts by)
+# name -> (default limit, endpoints it guards, what it counts by). "address" is the
+# client's address; behind tor and nginx (onion mode) that is tor's per-circuit address.
+# "username" and "everyone" rest on no address at all: a visitor who makes new circuits
+# (or owns many addresses) still shares them.
 POLICY: dict[str, tuple[str, tuple[str, ...], str]] = {
     "login": ("10/minute", ("auth.login",), "address+username"),
     "login_address": ("60/minute", ("auth.login",), "address"),
+    "login_username": ("20/hour", ("auth.login",), "username"),
     "register": ("10/hour", ("auth.register",), "address"),
+    "register_global": ("100/hour", ("auth.register",), "everyone"),
+    "invite": ("10/hour", ("invites.create",), "user"),
     "connect": ("30/hour", ("connections.connect",), "user"),
     "send": ("120/minute", ("chat.send", "chat.post"), "user"),
     "upload": ("30/hour", ("files.upload",), "user"),
@@ -68,6 +74,8 @@ def _user_or_address() -> str:
 KEYS = {
     "address": lambda: f"addr:{_tagged(client_address())}",
     "address+username": lambda: f"addr:{_tagged(client_address())}|name:{_tagged(_username())}",
+    "username": lambda: f"name:{_tagged(_username())}",
+    "everyone": lambda: "everyone",
     "user": _user_or_address,
 }
 
