@@ -160,3 +160,11 @@ def _walk(parser):
         for sub in (getattr(action, "choices", None) or {}).values():
             if hasattr(sub, "_actions"):
                 yield from _walk(sub)
+
+
+def test_a_repeated_integrity_attribute_is_read_as_a_browser_reads_it():
+    """Browsers keep the first of a repeated attribute: a page that hides a wrong hash in
+    front of the right one must be judged by the wrong one."""
+    parser = checkjs._Scripts()
+    parser.feed('<script src="/static/app.js" integrity="sha384-WRONG" integrity="sha384-RIGHT"></script>')
+    assert parser.found == [("/static/app.js", "sha384-WRONG")]

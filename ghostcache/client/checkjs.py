@@ -60,7 +60,7 @@ class _Scripts(HTMLParser):
         self.found: list[tuple[str, str | None]] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = dict(attrs)
+        values = dict(reversed(attrs))  # as in browsers, the first of a repeated attribute counts
         if tag == "script" and values.get("src"):
             self.found.append((str(values["src"]), values.get("integrity")))
 
