@@ -139,6 +139,7 @@ def test_people_find_each_other_answer_requests_and_chat_without_javascript(brow
     expect(row.locator(".unread-number")).to_have_text("1")
     row.get_by_role("link", name=re.compile("^bob")).click()
     expect(page.locator("#messages .msg.theirs")).to_have_text(re.compile("hello alice"))
+    expect(page.locator("#conversations .unread-count")).to_be_hidden()  # read by being shown
     page.get_by_label("Message", exact=True).fill("hi bob")
     alice.click("button", "Send")
     expect(page.locator("#messages .msg.mine")).to_have_text(re.compile("hi bob"))
@@ -227,6 +228,10 @@ def test_files_and_the_account_without_javascript(browser, live_server):
     bob.click("button", "Remove from my list")  # ": notes.txt" for screen readers
     bob.told("Removed from your list.")
     expect(bob.page.locator("main")).to_contain_text("Nothing has been shared with you.")
+    alice.goto("/files")
+    alice.click("button", "Delete")
+    alice.told("File deleted.")
+    expect(alice.page.locator("main")).to_contain_text("You have no files.")
 
     bob.goto("/account")
     bob.page.get_by_label("Current password", exact=True).fill(PASSWORD)
@@ -278,6 +283,16 @@ def test_an_end_to_end_encrypted_chat_explains_itself_without_javascript(browser
         f"/chat/{alice.client.id}", form={"csrf_token": plain.token(), "message": "plain"}
     )
     assert answer.ok and "the message was not sent" in answer.text()
+
+    # With scripts, the same page has the composer (e2ee-chat.js shows it) and no such control.
+    scripted = browser.new_context(base_url=live_server.url)
+    scripted.add_cookies(cookies)  # type: ignore[arg-type]
+    live = scripted.new_page()
+    live.goto(f"/chat/{alice.client.id}")
+    expect(live.get_by_label("Message", exact=True)).to_be_visible()
+    expect(live.locator("#e2ee-nojs")).to_be_hidden()
+    expect(live.get_by_text(CHECK)).to_have_count(0)
+    scripted.close()
 
     plain.goto(f"/contacts/{alice.client.id}/safety")
     expect(page.locator("#safety-nojs")).to_contain_text("ghostcache-client safety alice")
