@@ -783,6 +783,16 @@ def _conversations() -> dict:
                 tag="chat",
             )
         },
+        "/chat/{other_id}/latest": {
+            "get": operation(
+                "chatLatest",
+                'For browsers without JavaScript ("Check for new messages"): a redirect to the '
+                "chat page at its newest messages, /chat/{other_id}#latest.",
+                {302: {"description": "To the chat page."}},
+                params=(OTHER_ID,),
+                tag="pages",
+            )
+        },
         "/chat/{other_id}/read": {
             "post": operation(
                 "markRead",

@@ -325,7 +325,7 @@ def test_post_to_own_chat_page_is_invalid_receiver(alice):
 def test_html_post_redirects_back_to_the_chat_page_showing_the_message(alice, bob):
     response = alice.client.post(f"/chat/{bob.id}", data={"csrf_token": alice.token, "message": "hey"})
     assert response.status_code == 302
-    assert response.headers["Location"].endswith(f"/chat/{bob.id}")
+    assert response.headers["Location"].endswith(f"/chat/{bob.id}#latest")
     page = alice.client.get(f"/chat/{bob.id}").get_data(as_text=True)
     assert "hey" in page
 

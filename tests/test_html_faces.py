@@ -105,6 +105,35 @@ def test_deny_through_form_blocks_the_sender(app, alice, bob):
     assert "cannot connect" in text(again)
 
 
+@pytest.mark.parametrize(
+    ("answer", "next_path", "lands_on"),
+    [
+        ("accept", "/", "/"),
+        ("deny", "/", "/"),
+        ("accept", "", "/connections"),
+        ("accept", "https://evil.example/", "/connections"),
+        ("deny", "//evil.example/", "/connections"),
+    ],
+)
+def test_a_request_answered_on_a_page_returns_to_that_local_page_only(
+    alice, bob, answer, next_path, lands_on
+):
+    alice.submit("/connect", username="bob")
+    conn_id = int(re.search(rf"/connect/{answer}/(\d+)", text(bob.client.get("/"))).group(1))
+    response = bob.client.post(
+        f"/connect/{answer}/{conn_id}", data={"csrf_token": bob.token(), "next": next_path}
+    )
+    assert response.status_code == 302 and response.location == lands_on
+
+
+def test_an_answer_that_fails_also_returns_to_the_page_it_came_from(alice, bob):
+    alice.submit("/connect", username="bob")
+    conn_id = int(re.search(r"/connect/accept/(\d+)", text(bob.client.get("/"))).group(1))
+    bob.submit(f"/connect/accept/{conn_id}")
+    again = bob.submit(f"/connect/accept/{conn_id}", next="/")
+    assert again.request.path == "/" and 'class="flash error"' in text(again)
+
+
 def test_connect_error_is_flashed_on_the_connect_page(alice):
     page = alice.submit("/connect", username="nobody-here")
     assert page.request.path == "/connect"
@@ -154,3 +183,14 @@ def test_delete_account_form_removes_the_account(app, alice):
 def test_stale_form_token_is_refused_with_a_message(alice):
     page = alice.submit("/connect", username="bob", csrf_token="stale")
     assert "Please try again" in text(page)
+
+
+def test_check_for_new_messages_reloads_the_chat_at_its_newest(app, alice, bob):
+    _, bob_id = _connect(alice, bob, app)
+    page = text(alice.client.get(f"/chat/{bob_id}"))
+    assert f'href="/chat/{bob_id}/latest">Check for new messages</a>' in page
+    assert page.index("<noscript>") < page.index("Check for new messages") < page.index("</noscript>")
+    response = alice.client.get(f"/chat/{bob_id}/latest")
+    assert response.status_code == 302 and response.location == f"/chat/{bob_id}#latest"
+    sent = alice.client.post(f"/chat/{bob_id}", data={"csrf_token": alice.token(), "message": "hi"})
+    assert sent.location == f"/chat/{bob_id}#latest"

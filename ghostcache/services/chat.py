@@ -103,7 +103,11 @@ def _content(
     into another (409 either way: no silent downgrade, nothing undecryptable)."""
     if keys.e2ee_since is not None:
         if envelope is None:
-            raise Conflict("e2ee_required", "This conversation is end-to-end encrypted: send an envelope.")
+            raise Conflict(
+                "e2ee_required",
+                "This conversation is end-to-end encrypted, so the message was not sent: only an "
+                "encrypted envelope can be, from a browser with JavaScript on or from ghostcache-client.",
+            )
         return "", e2ee.check_envelope(ctx, envelope, me, receiver_id, keys.id)
     if envelope is not None:
         raise Conflict("e2ee_off", "This conversation is not end-to-end encrypted: send the message as text.")

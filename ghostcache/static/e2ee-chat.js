@@ -43,7 +43,7 @@
     var words = document.createElement('span');
     words.className = 'visually-hidden';
     words.textContent = ' (end-to-end encrypted)';
-    lock.appendChild(words); /* the padlock itself is drawn by app.css (static/lock.svg) */
+    lock.appendChild(words); /* the padlock itself is drawn by app.css (no image) */
     return lock;
   }
 
@@ -88,6 +88,7 @@
     $('e2ee-keywarn').hidden = state.mode !== 'changed';
     note();
     if (!form) return;
+    form.hidden = false; /* the page hides it in an E2EE conversation, for browsers without scripts */
     if (blocked) form.setAttribute('data-blocked', '');
     else form.removeAttribute('data-blocked');
     var textarea = form.querySelector('textarea');

@@ -80,6 +80,19 @@ def _chat_page(found: dict, shown_is_read: bool) -> str:
     )
 
 
+@bp.get("/chat/<int:other_id>/latest")
+@login_required
+def latest(other_id: int):
+    """The page's "Check for new messages" without JavaScript: a fresh load of the chat,
+    scrolled to its newest messages (a link from the page to itself plus a fragment
+    would only scroll)."""
+    return redirect(_at_latest(other_id))
+
+
+def _at_latest(other_id: int) -> str:
+    return url_for("chat.page", other_id=other_id, _anchor="latest")
+
+
 @bp.post("/chat/<int:other_id>/read")
 @login_required
 @on_error(endpoint="auth.index")
@@ -100,7 +113,7 @@ def conversation_list():
 @on_error()
 def post(other_id: int):
     sent = chat.send(context(), me(), other_id, raw_field("message"), raw_field("envelope"))
-    return respond(sent, 201, html=lambda: redirect(url_for("chat.page", other_id=other_id)))
+    return respond(sent, 201, html=lambda: redirect(_at_latest(other_id)))
 
 
 @bp.get("/chat/stream")

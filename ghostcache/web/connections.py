@@ -7,7 +7,7 @@ from flask import Blueprint, render_template, request
 from ..services import connections
 from .errors import on_error
 from .inputs import text_field
-from .negotiation import back_to, respond
+from .negotiation import back_to, back_where_asked, respond
 from .runtime import context
 from .session import login_required, me
 
@@ -42,7 +42,7 @@ def index():
 def accept(conn_id: int):
     conn = connections.accept(context(), me(), conn_id)
     message = f"You and {conn['user']['username']} are now connected."
-    return respond(conn, 200, html=lambda: back_to("connections.index", message))
+    return respond(conn, 200, html=lambda: back_where_asked("connections.index", message))
 
 
 @bp.post("/connect/deny/<int:conn_id>")
@@ -50,7 +50,7 @@ def accept(conn_id: int):
 @on_error(endpoint="connections.index")
 def deny(conn_id: int):
     conn = connections.deny(context(), me(), conn_id)
-    return respond(conn, 200, html=lambda: back_to("connections.index", "Request denied."))
+    return respond(conn, 200, html=lambda: back_where_asked("connections.index", "Request denied."))
 
 
 @bp.post("/connect/withdraw/<int:conn_id>")

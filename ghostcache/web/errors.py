@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, RequestTim
 from ..extensions import db
 from ..services.errors import DomainError
 from .negotiation import json_error, wants_json
-from .session import redirect_to_login
+from .session import redirect_to_login, safe_next
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,8 @@ def _html_error(error: DomainError):
         # (a field called "url_for" must not replace the template's own url_for).
         values = {k: request.form.get(k, "") for k in FORM_ECHO}
         return render_template(template, **values), error.status
-    return redirect(url_for(endpoint) if endpoint else request.path)
+    back = safe_next(request.form.get("next")) if endpoint else None  # the page it was on
+    return redirect(back or (url_for(endpoint) if endpoint else request.path))
 
 
 def handle_domain_error(error: DomainError):

@@ -101,6 +101,15 @@ def decrypt_command(filename: str) -> str:
     return shlex.join(["age", "-d", "-i", "key.txt", "-o", out, out + ".age"])
 
 
+def client_download_command(file_id: int, filename: str) -> str:
+    """The `ghostcache-client download` command (docs/CLIENT.md) that fetches and decrypts
+    the file in one step, the key read from key.txt; quoted like decrypt_command."""
+    out = "./" + filename if filename.startswith("-") else filename
+    server = url_for("auth.index", _external=True).rstrip("/")
+    command = ["ghostcache-client", "--server", server, "download", str(file_id), "--key", "-", "-o", out]
+    return shlex.join(command) + " < key.txt"
+
+
 def _multipart() -> MultipartStream:
     boundary = request.mimetype_params.get("boundary", "")
     if request.mimetype != "multipart/form-data" or not BOUNDARY.match(boundary):
@@ -123,7 +132,17 @@ def download(file_id: int):
 def view(file_id: int):
     """The file's page: its facts, the encrypted download, and decryption in the browser."""
     found = files.file_details(context(), me(), file_id)
-    return respond(found, 200, html=lambda: render_template("file.html", file=found))
+    return respond(found, 200, html=lambda: _file_page(found))
+
+
+def _file_page(found: dict) -> str:
+    """With the commands that decrypt it outside the browser (for pages without scripts)."""
+    return render_template(
+        "file.html",
+        file=found,
+        decrypt_command=decrypt_command(found["filename"]),
+        client_command=client_download_command(found["id"], found["filename"]),
+    )
 
 
 @bp.app_template_filter("time_left")

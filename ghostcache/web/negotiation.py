@@ -9,6 +9,8 @@ from flask import Response, flash, jsonify, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response as BaseResponse
 
+from .session import safe_next
+
 # Paths with no HTML face at all, their errors included (a 405 for a POST): the probes.
 JSON_ONLY_PATHS = frozenset({"/healthz", "/readyz"})
 
@@ -35,6 +37,13 @@ def back_to(endpoint: str, message: str | None = None, **values: Any) -> BaseRes
     if message:
         flash(message, "success")
     return redirect(url_for(endpoint, **values))
+
+
+def back_where_asked(endpoint: str, message: str) -> BaseResponse:
+    """back_to, unless the form names the page it was on (a local path in `next`): a
+    request answered on the home page without JavaScript returns to the home page."""
+    flash(message, "success")
+    return redirect(safe_next(request.form.get("next")) or url_for(endpoint))
 
 
 def json_error(code: str, message: str, status: int) -> Response:

@@ -39,9 +39,11 @@ UNLABELLED_INPUTS = """
 class User:
     """One person with their own browser context (cookies) and a page that records errors."""
 
-    def __init__(self, browser, base_url: str, name: str) -> None:
+    def __init__(self, browser, base_url: str, name: str, javascript: bool = True) -> None:
         self.name = name
-        self.context = browser.new_context(base_url=base_url, accept_downloads=True)
+        self.context = browser.new_context(
+            base_url=base_url, accept_downloads=True, java_script_enabled=javascript
+        )
         self.context.set_default_timeout(LIVE_TIMEOUT)
         self.context.add_init_script(CSP_LISTENER)
         self.errors: list[str] = []
