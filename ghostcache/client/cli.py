@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from .commands import account, chat, contacts, e2ee, files
 from .context import Context
@@ -52,13 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="GhostCache command-line client, with end-to-end encrypted chats (docs/CLIENT.md).",
         parents=[_globals(False)],
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    common = [_globals(True)]
-
-    def command(name: str, run: Runner, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help, parents=common)
-        p.set_defaults(run=run)
-        return p
+    command = _adder(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
 
     def password_stdin(p: argparse.ArgumentParser) -> None:
         p.add_argument("--password-stdin", action="store_true", help="read the password as one line of stdin")
@@ -105,17 +100,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _adder(sub: Any) -> Callable[[str, Runner, str], argparse.ArgumentParser]:
+    """A function adding one subcommand that runs `run` and takes the global options too."""
+    common = [_globals(True)]
+
+    def add(name: str, run: Runner, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, parents=common)
+        p.set_defaults(run=run)
+        return p
+
+    return add
+
+
 def _e2ee_commands(command: Callable[..., argparse.ArgumentParser], password_stdin: Callable) -> None:
     group = command(
         "e2ee", _usage_of("e2ee"), "end-to-end encryption: setup, restore, backup, enable, status"
     )
-    sub = group.add_subparsers(dest="e2ee_command", required=True, metavar="ACTION")
-    common = [_globals(True)]
-
-    def action(name: str, run: Runner, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help, parents=common)
-        p.set_defaults(run=run)
-        return p
+    action = _adder(group.add_subparsers(dest="e2ee_command", required=True, metavar="ACTION"))
 
     p = action("setup", e2ee.run_setup, "create and publish your identity key; prints the recovery key once")
     p.add_argument("--yes", action="store_true", help="do not ask to confirm that the recovery key is saved")
