@@ -103,18 +103,20 @@ def form_post(user: Session, path: str, **fields):
 # ---- the page ---------------------------------------------------------------------
 
 
-def test_account_page_shows_the_five_sections(make_user):
+def test_account_page_shows_the_six_sections(make_user):
     user = make_user()
     html, page = account_page(user)
     assert page.headings == [
         "Change your password",
         "Change your destruction password",
         "End-to-end encryption",
+        "Invite someone",
         "Log out everywhere",
         "Delete your account",
     ]
     assert user.username in html and "There is no undo" in html
     assert 'href="/e2ee"' in html  # setting it up happens on its own page, in script
+    assert 'href="/invites"' in html
     assert not page.inline_code
 
 
