@@ -12,6 +12,9 @@ def browser():
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     if CHROMIUM is None:
         pytest.skip("no `chromium` on PATH (apt-get install chromium)")
+    # Checks that wait on the server (a request answered, a page re-rendered) get 10 s, not
+    # Playwright's 5: these machines are shared, and a loaded one missed 5 s in CI once.
+    sync_api.expect.set_options(timeout=10_000)
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROME_ARGS)
         yield browser
