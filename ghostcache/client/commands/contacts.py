@@ -53,18 +53,19 @@ def _received(ctx: Context, who: str) -> dict[str, Any]:
 
 
 def run_accept(ctx: Context) -> int:
-    ctx.require_login()
-    request = _received(ctx, ctx.args.who)
-    conn = ctx.api.post(f"/connect/accept/{request['id']}")
-    ctx.say(f"accepted {conn['user']['username']}")
-    return 0
+    return _answer(ctx, "accept", "accepted {name}")
 
 
 def run_deny(ctx: Context) -> int:
+    return _answer(ctx, "deny", "denied {name} (the server now blocks them for you)")
+
+
+def _answer(ctx: Context, answer: str, said: str) -> int:
+    """Answer the pending request named on the command line with `answer` (accept, deny)."""
     ctx.require_login()
     request = _received(ctx, ctx.args.who)
-    conn = ctx.api.post(f"/connect/deny/{request['id']}")
-    ctx.say(f"denied {conn['user']['username']} (the server now blocks them for you)")
+    conn = ctx.api.post(f"/connect/{answer}/{request['id']}")
+    ctx.say(said.format(name=conn["user"]["username"]))
     return 0
 
 
